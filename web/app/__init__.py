@@ -1,0 +1,151 @@
+"""Application factory."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import UTC, datetime
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+from flask import Flask
+from flask.wrappers import Response
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import config as config_module
+from .extensions import bcrypt, csrf, db, limiter, login_manager, migrate
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Create the app from the environment, with `overrides` on top (tests use them)."""
+    app = Flask(__name__)
+    app.config.update(config_module.load_config())
+    app.config.update(overrides or {})
+    config_module.validate(app.config)
+    app.config["TRUSTED_HOSTS"] = trusted_hosts(app.config)
+
+    configure_logging(app)
+    register_proxy_fix(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_request_hooks(app)
+    register_commands(app)
+    return app
+
+
+def trusted_hosts(config: Mapping[str, Any]) -> list[str] | None:
+    """Return the Host names to answer (others get 400); None answers any, outside production."""
+    extra = config["TRUSTED_HOSTS_EXTRA"]
+    if not extra and config["APP_ENV"] != "production":
+        return None
+    return [*config_module.ALWAYS_TRUSTED_HOSTS, *extra]
+
+
+def configure_logging(app: Flask) -> None:
+    """Log to stderr at LOG_LEVEL (gunicorn and docker collect it)."""
+    logging.basicConfig(
+        level=app.config["LOG_LEVEL"],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app.logger.setLevel(app.config["LOG_LEVEL"])
+
+
+def register_proxy_fix(app: Flask) -> None:
+    """Trust exactly PROXY_FIX_HOPS proxies for the client address, scheme and host."""
+    hops = app.config["PROXY_FIX_HOPS"]
+    if hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
+        )
+
+
+def redis_client(url: str) -> redis.Redis:
+    """Return a Redis client that fails fast (2 s) with one bounded retry, never hangs."""
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
+        health_check_interval=30,
+    )
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the extensions, the Redis session store and the hashing slots to the app."""
+    from .auth.loader import register_user_loader
+    from .sessions import TrackedRedisSessionInterface
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
+    bcrypt.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    register_user_loader(login_manager)
+
+    client = redis_client(app.config["REDIS_URL"])
+    app.extensions["redis"] = client
+    app.session_interface = TrackedRedisSessionInterface(
+        app, client=client, key_prefix=app.config["SESSION_KEY_PREFIX"]
+    )
+    app.extensions["hashing_slots"] = threading.BoundedSemaphore(
+        app.config["BCRYPT_MAX_CONCURRENCY"]
+    )
+
+
+def register_blueprints(app: Flask) -> None:
+    """Register one blueprint per feature."""
+    from .account.routes import bp as account_bp
+    from .auth.routes import bp as auth_bp
+    from .demo.routes import bp as demo_bp
+    from .health.routes import bp as health_bp
+    from .main.routes import bp as main_bp
+    from .people.routes import bp as people_bp
+    from .preferences.routes import bp as preferences_bp
+
+    for blueprint in (main_bp, auth_bp, account_bp, people_bp, preferences_bp, demo_bp, health_bp):
+        app.register_blueprint(blueprint)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Render every error as a page (or JSON for JSON clients)."""
+    from .errors import register
+
+    register(app)
+
+
+def register_request_hooks(app: Flask) -> None:
+    """Expose preferences to templates and, when asked, which replica answered."""
+    from .i18n import translator
+    from .preferences.cookies import current_preferences
+
+    @app.context_processor
+    def inject_preferences() -> dict[str, Any]:
+        prefs = current_preferences()
+        return {"prefs": prefs, "_": translator(prefs.language)}
+
+    @app.template_filter("timestamp")
+    def timestamp(value: float) -> str:
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    if app.config["EXPOSE_SERVED_BY"]:
+        hostname = socket.gethostname()
+
+        @app.after_request
+        def served_by(response: Response) -> Response:
+            response.headers["X-Served-By"] = hostname
+            return response
+
+
+def register_commands(app: Flask) -> None:
+    """Add the operator commands (`flask sessions ...`)."""
+    from .cli import sessions_cli
+
+    app.cli.add_command(sessions_cli)

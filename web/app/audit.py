@@ -1,0 +1,45 @@
+"""The audit trail of auth events: what happened, when, from where. Never a secret."""
+
+from __future__ import annotations
+
+from flask import request
+
+from .devices import device_label
+from .extensions import db
+from .models import AuthEvent, User
+
+# Event names and how the account page shows them.
+EVENTS = {
+    "login": "Logged in",
+    "login_remembered": "Logged in (remember me)",
+    "login_failed": "Failed login",
+    "logout": "Logged out",
+    "password_changed": "Password changed",
+    "session_ended": "Session ended",
+    "other_sessions_ended": "Other sessions ended",
+}
+
+
+def record(user: User, event: str) -> None:
+    """Add an event for `user` to the database session; the caller commits."""
+    assert event in EVENTS, event
+    db.session.add(
+        AuthEvent(
+            user_id=user.id,
+            event=event,
+            ip=request.remote_addr,
+            device=device_label(request.user_agent.string),
+        )
+    )
+
+
+def recent(user: User, limit: int = 10) -> list[AuthEvent]:
+    """Return the user's latest events, newest first."""
+    return list(
+        db.session.scalars(
+            db.select(AuthEvent)
+            .where(AuthEvent.user_id == user.id)
+            .order_by(AuthEvent.created_at.desc(), AuthEvent.id.desc())
+            .limit(limit)
+        )
+    )

@@ -1,0 +1,57 @@
+"""How Flask-Login finds the user of a request: the server-side session or a remember cookie."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from flask import Flask, session
+from flask_login import LoginManager, user_loaded_from_cookie
+
+from .. import audit
+from ..extensions import db
+from ..models import User
+from ..sessions import AUTH, start_authenticated
+
+
+def load_user(user_id: str) -> User | None:
+    """Return the user for `id:token`, if the session vouches for it or the token is current.
+
+    A session we created at login is authoritative (ending it on the server is how it is
+    revoked). A remember-me cookie only works while its token matches the user's current one:
+    logging out, changing the password or ending all sessions rotates it.
+    """
+    raw_id, _, token = user_id.partition(":")
+    if not raw_id.isdigit():
+        return None
+    user = db.session.get(User, int(raw_id))
+    if user is None:
+        return None
+    auth = session.get(AUTH)
+    if auth and auth.get("uid") == user.id:
+        return user
+    if token and hmac.compare_digest(token, user.remember_token):
+        return user
+    return None
+
+
+def on_remembered(app: Flask, user: User, **_: Any) -> None:
+    """A remember cookie signed the user in: give them a fresh, tracked session."""
+    start_authenticated(user.id)
+    audit.record(user, "login_remembered")
+    db.session.commit()
+
+
+def register_user_loader(manager: LoginManager) -> None:
+    """Wire the loader, the login view and the messages into Flask-Login."""
+    manager.user_loader(load_user)
+    manager.login_view = "auth.login"
+    manager.login_message = "Please log in to see this page."
+    manager.login_message_category = "info"
+    manager.refresh_view = "auth.login"
+    manager.needs_refresh_message = "Please confirm your password to continue."
+    manager.needs_refresh_message_category = "info"
+    # Server-side sessions with idle and absolute limits replace Flask-Login's fingerprinting,
+    # which trusts the first X-Forwarded-For entry and logs out mobile users on every network.
+    manager.session_protection = None
+    user_loaded_from_cookie.connect(on_remembered)

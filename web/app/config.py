@@ -1,0 +1,161 @@
+"""Configuration read from the environment when the factory runs, validated once.
+
+Every setting comes from an environment variable (secrets may come from `<NAME>_FILE`
+instead, as Docker secrets do). Nothing here is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ENVIRONMENTS = ("production", "development", "testing")
+WEAK_SECRET_KEYS = {"dev", "secret", "changeme", "change-me", "development", "secret-key"}
+MIN_SECRET_KEY_LENGTH = 32
+MIN_PRODUCTION_BCRYPT_ROUNDS = 12
+MAX_REMEMBER_DAYS = 30
+# Loopback names are always served: container healthchecks and operators on the host use them.
+ALWAYS_TRUSTED_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or unsafe; the message is one line an operator can act on."""
+
+
+def _env(environ: Mapping[str, str], name: str) -> str | None:
+    """Return `name` from the environment, or the contents of the file `<name>_FILE` names."""
+    value = environ.get(name)
+    file_name = environ.get(f"{name}_FILE")
+    if value and file_name:
+        raise ConfigError(f"both {name} and {name}_FILE are set; set only one")
+    if file_name:
+        try:
+            return Path(file_name).read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE={file_name} cannot be read: {exc.strerror}") from None
+    return value or None
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Build the Flask config mapping from environment variables (no validation yet)."""
+    env = os.environ if environ is None else environ
+    app_env = env.get("APP_ENV", "production")
+    secure_cookies = _bool(env, "SESSION_COOKIE_SECURE", True)
+    redis_url = _env(env, "REDIS_URL")
+    remember_days = _int(env, "REMEMBER_COOKIE_DAYS", 14, minimum=1)
+    absolute = _int(env, "SESSION_ABSOLUTE_TIMEOUT", 12 * 3600, minimum=60)
+    hosts = [h.strip() for h in env.get("TRUSTED_HOSTS", "").split(",") if h.strip()]
+
+    return {
+        "APP_ENV": app_env,
+        "TESTING": app_env == "testing",
+        "SECRET_KEY": _env(env, "SECRET_KEY"),
+        "SQLALCHEMY_DATABASE_URI": _env(env, "DATABASE_URL"),
+        "SQLALCHEMY_ENGINE_OPTIONS": {
+            "pool_pre_ping": True,  # survive a PostgreSQL restart without a 500
+            "connect_args": {"connect_timeout": 5},
+        },
+        "REDIS_URL": redis_url,
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
+        # Reverse proxy: how many hops of X-Forwarded-* to trust (nginx in front = 1).
+        "PROXY_FIX_HOPS": _int(env, "PROXY_FIX_HOPS", 0),
+        "TRUSTED_HOSTS_EXTRA": hosts,
+        "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
+        "EXPOSE_SERVED_BY": _bool(env, "EXPOSE_SERVED_BY", False),
+        # Sessions: server-side in Redis; the cookie holds an opaque id only.
+        "SESSION_COOKIE_SECURE": secure_cookies,
+        # __Host- means: Secure, Path=/, no Domain. Browsers refuse it over plain HTTP.
+        "SESSION_COOKIE_NAME": "__Host-session" if secure_cookies else "session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_PATH": "/",
+        "SESSION_KEY_PREFIX": env.get("SESSION_KEY_PREFIX", "session:"),
+        "SESSION_IDLE_TIMEOUT": _int(env, "SESSION_IDLE_TIMEOUT", 30 * 60, minimum=60),
+        "SESSION_ABSOLUTE_TIMEOUT": absolute,
+        "SESSION_ANONYMOUS_TIMEOUT": _int(env, "SESSION_ANONYMOUS_TIMEOUT", 15 * 60, minimum=60),
+        "PERMANENT_SESSION_LIFETIME": timedelta(seconds=absolute),
+        "SESSION_REFRESH_EACH_REQUEST": True,  # the idle timeout slides with each request
+        # Remember-me: revocable (see models.User.get_id), at most 30 days.
+        "REMEMBER_COOKIE_NAME": "__Host-remember" if secure_cookies else "remember_token",
+        "REMEMBER_COOKIE_DAYS": remember_days,
+        "REMEMBER_COOKIE_DURATION": timedelta(days=remember_days),
+        "REMEMBER_COOKIE_SECURE": secure_cookies,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_PATH": "/",
+        "REMEMBER_COOKIE_REFRESH_EACH_REQUEST": False,
+        # Passwords.
+        "BCRYPT_LOG_ROUNDS": _int(env, "BCRYPT_LOG_ROUNDS", 12, minimum=4),
+        "BCRYPT_MAX_CONCURRENCY": _int(env, "BCRYPT_MAX_CONCURRENCY", 2, minimum=1),
+        # Rate limits (Flask-Limiter syntax), stored in Redis next to the sessions.
+        "RATELIMIT_STORAGE_URI": redis_url,
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
+        "RATELIMIT_STRATEGY": "fixed-window",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_KEY_PREFIX": "ratelimit",
+        "RATELIMIT_LOGIN": env.get("RATELIMIT_LOGIN", "10/minute;100/hour"),
+        "RATELIMIT_REGISTER": env.get("RATELIMIT_REGISTER", "5/minute;30/hour"),
+        "RATELIMIT_ACCOUNT_FAILURES": env.get("RATELIMIT_ACCOUNT_FAILURES", "10/hour"),
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session that holds it
+        # Injected clock (seconds since the epoch) so tests can move time without sleeping.
+        "CLOCK": time.time,
+    }
+
+
+def validate(config: Mapping[str, Any]) -> None:
+    """Raise ConfigError with one actionable line if the merged config is unusable."""
+    if config["APP_ENV"] not in ENVIRONMENTS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}")
+    key = config.get("SECRET_KEY")
+    if not key:
+        raise ConfigError("SECRET_KEY is not set (or SECRET_KEY_FILE is empty)")
+    if config["APP_ENV"] == "production":
+        if len(key) < MIN_SECRET_KEY_LENGTH or key.lower() in WEAK_SECRET_KEYS:
+            raise ConfigError(
+                f"SECRET_KEY is weak: use at least {MIN_SECRET_KEY_LENGTH} random characters "
+                '(python -c "import secrets; print(secrets.token_urlsafe(48))")'
+            )
+        if config["BCRYPT_LOG_ROUNDS"] < MIN_PRODUCTION_BCRYPT_ROUNDS:
+            raise ConfigError(f"BCRYPT_LOG_ROUNDS must be at least {MIN_PRODUCTION_BCRYPT_ROUNDS}")
+    if not config.get("SQLALCHEMY_DATABASE_URI"):
+        raise ConfigError("DATABASE_URL is not set (postgresql+psycopg://user:pass@host/db)")
+    if not config.get("REDIS_URL"):
+        raise ConfigError("REDIS_URL is not set (redis://:password@host:6379/0)")
+    if config["REMEMBER_COOKIE_DAYS"] > MAX_REMEMBER_DAYS:
+        raise ConfigError(f"REMEMBER_COOKIE_DAYS must be at most {MAX_REMEMBER_DAYS}")
+    if config["SESSION_IDLE_TIMEOUT"] > config["SESSION_ABSOLUTE_TIMEOUT"]:
+        raise ConfigError("SESSION_IDLE_TIMEOUT must not exceed SESSION_ABSOLUTE_TIMEOUT")
+
+
+def now(config: Mapping[str, Any]) -> float:
+    """Return the current time from the configured clock."""
+    clock: Callable[[], float] = config["CLOCK"]
+    return clock()

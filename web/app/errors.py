@@ -1,0 +1,87 @@
+"""Error pages: a template per status, JSON for JSON clients, never a stack trace."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request, session
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError
+from redis import RedisError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+
+from .extensions import db
+from .passwords import HashingBusy
+
+PAGES = (400, 403, 404, 405, 413, 429, 500, 503)
+RETRY_SECONDS = 5
+
+
+def wants_json() -> bool:
+    """Return whether the client prefers JSON to HTML."""
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > 0
+
+
+def render_error(error: HTTPException) -> ResponseReturnValue:
+    """Render `error` as JSON or as its page, keeping its headers (Allow, Retry-After)."""
+    code = error.code or 500
+    description = error.description if code != 500 else InternalServerError.description
+    headers = dict(error.get_response().headers) if code != 500 else {}
+    headers.pop("Content-Type", None)
+    headers.pop("Content-Length", None)
+    if wants_json():
+        body = jsonify(error=error.name, status=code, message=description)
+        return body, code, headers
+    template = f"errors/{code}.html" if code in PAGES else "errors/error.html"
+    # A 5xx page must not touch the database or the session store that may have caused it.
+    page = render_template(template, error=error, description=description, minimal=code >= 500)
+    return page, code, headers
+
+
+def register(app: Flask) -> None:
+    """Install the handlers on `app`."""
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> ResponseReturnValue:
+        return render_error(error)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError) -> ResponseReturnValue:
+        error.description = (
+            f"The form could not be accepted ({error.description.rstrip('.')}). "
+            "It may have expired: go back, reload the page and try again."
+        )
+        return render_error(error)
+
+    def unavailable(what: str) -> ResponseReturnValue:
+        db.session.rollback()
+        app.logger.exception("%s unavailable", what)
+        error = ServiceUnavailable(f"The {what} is unavailable right now. Please try again.")
+        response = render_error(error)
+        assert isinstance(response, tuple)
+        body, code, headers = response
+        return body, code, {**headers, "Retry-After": str(RETRY_SECONDS)}
+
+    @app.before_request
+    def session_store_down() -> None:
+        # The session could not be loaded (sessions.py); only the probes answer normally.
+        if getattr(session, "unavailable", False) and request.blueprint != "health":
+            raise RedisError("session store unavailable")
+
+    @app.errorhandler(RedisError)
+    def redis_error(error: RedisError) -> ResponseReturnValue:
+        return unavailable("session store")
+
+    @app.errorhandler(OperationalError)
+    def database_error(error: OperationalError) -> ResponseReturnValue:
+        return unavailable("database")
+
+    @app.errorhandler(HashingBusy)
+    def hashing_busy(error: HashingBusy) -> ResponseReturnValue:
+        return unavailable("login service")
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> ResponseReturnValue:
+        db.session.rollback()
+        app.logger.exception("unhandled error")
+        return render_error(InternalServerError())

@@ -1,0 +1,105 @@
+"""Database models: users, their people (address book) and the audit trail of auth events."""
+
+from __future__ import annotations
+
+import secrets
+import unicodedata
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import bcrypt, db
+
+USERNAME_MAX = 32
+
+
+def utcnow() -> datetime:
+    """Return the current UTC time (a callable default, evaluated per row)."""
+    return datetime.now(UTC)
+
+
+def username_key(username: str) -> str:
+    """Return the case- and width-insensitive form usernames are unique under."""
+    return unicodedata.normalize("NFKC", username).casefold()
+
+
+def new_remember_token() -> str:
+    """Return a fresh random token; rotating it revokes every remember-me cookie."""
+    return secrets.token_urlsafe(24)
+
+
+class User(db.Model):  # type: ignore[name-defined,misc]
+    """An account. The password is only ever set and checked through this class."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(USERNAME_MAX))
+    username_key: Mapped[str] = mapped_column(sa.String(USERNAME_MAX * 3), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(60))
+    remember_token: Mapped[str] = mapped_column(sa.String(64), default=new_remember_token)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    people: Mapped[list[Person]] = relationship(
+        back_populates="owner", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    # Flask-Login protocol.
+    is_active = True
+    is_anonymous = False
+    is_authenticated = True
+
+    def get_id(self) -> str:
+        """Return `id:remember_token`: a remember-me cookie dies when the token rotates."""
+        return f"{self.id}:{self.remember_token}"
+
+    def set_password(self, password: str, rounds: int) -> None:
+        """Hash and store `password` (length already validated: at most 72 UTF-8 bytes)."""
+        self.password_hash = bcrypt.generate_password_hash(password, rounds).decode("ascii")
+
+    def check_password(self, password: str) -> bool:
+        """Return whether `password` matches; over-long input is simply a mismatch."""
+        if len(password.encode("utf-8")) > 72:
+            return False
+        return bool(bcrypt.check_password_hash(self.password_hash, password))
+
+    def hash_rounds(self) -> int:
+        """Return the bcrypt cost the stored hash was made with (`$2b$12$...`)."""
+        return int(self.password_hash.split("$")[2])
+
+    def rotate_remember_token(self) -> None:
+        """Invalidate every remember-me cookie issued so far."""
+        self.remember_token = new_remember_token()
+
+
+class Person(db.Model):  # type: ignore[name-defined,misc]
+    """An entry in a user's private address book."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(sa.String(100))
+    email: Mapped[str | None] = mapped_column(sa.String(254))
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    owner: Mapped[User] = relationship(back_populates="people")
+
+
+class AuthEvent(db.Model):  # type: ignore[name-defined,misc]
+    """One authentication event of a user, for the "recent activity" list. Never a secret."""
+
+    __tablename__ = "auth_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    event: Mapped[str] = mapped_column(sa.String(32))
+    ip: Mapped[str | None] = mapped_column(sa.String(45))
+    device: Mapped[str | None] = mapped_column(sa.String(120))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)

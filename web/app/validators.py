@@ -1,0 +1,41 @@
+"""WTForms validators shared by the auth and account forms."""
+
+from __future__ import annotations
+
+import re
+
+from wtforms import Field, Form
+from wtforms.validators import ValidationError
+
+from .models import USERNAME_MAX
+from .passwords import MAX_BYTES, password_problem
+
+# Letters (any script), digits, and . _ - ; what a profile URL can carry without surprises.
+USERNAME_PATTERN = re.compile(r"[^\W_][\w.-]*", re.UNICODE)
+USERNAME_MIN = 3
+
+
+def valid_username(form: Form, field: Field) -> None:
+    """Accept 3-32 letters, digits, dots, dashes and underscores, starting with a letter/digit."""
+    value = (field.data or "").strip()
+    field.data = value
+    if not USERNAME_MIN <= len(value) <= USERNAME_MAX:
+        raise ValidationError(f"Use {USERNAME_MIN} to {USERNAME_MAX} characters.")
+    if not USERNAME_PATTERN.fullmatch(value):
+        raise ValidationError(
+            "Use letters, digits, dots, dashes and underscores, starting with a letter or digit."
+        )
+
+
+def new_password(form: Form, field: Field) -> None:
+    """Apply the password rules to a new password (the username field, if any, is compared)."""
+    username = form.username.data if hasattr(form, "username") else ""
+    problem = password_problem(field.data or "", username or "")
+    if problem:
+        raise ValidationError(problem)
+
+
+def bcrypt_length(form: Form, field: Field) -> None:
+    """Refuse a password bcrypt cannot check (over 72 UTF-8 bytes) with a clear message."""
+    if len((field.data or "").encode("utf-8")) > MAX_BYTES:
+        raise ValidationError(f"Passwords are at most {MAX_BYTES} bytes (UTF-8).")
