@@ -1,0 +1,79 @@
+"""Gunicorn settings for the web container; every value says why it is what it is."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+
+def _int_env(name: str, default: int) -> int:
+    """Read a positive integer from the environment, or fall back to the default."""
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else default
+
+
+# Only nginx talks to us, over the private `front` network; no port is published.
+bind = "0.0.0.0:8000"
+
+# (2 x cores) + 1 is gunicorn's rule of thumb, capped at 8: each worker holds its own DB and
+# Redis pools, and bcrypt at cost 12 already saturates a core. Scale out with `--scale web=N`.
+workers = _int_env("WEB_CONCURRENCY", min(multiprocessing.cpu_count() * 2 + 1, 8))
+
+# gthread: threads wait on PostgreSQL/Redis in parallel, and the worker keeps nginx's
+# keep-alive connections open between requests (a sync worker closes every connection).
+worker_class = "gthread"
+threads = _int_env("GUNICORN_THREADS", 4)
+
+# A request that takes longer than 30 s is a bug: the worker is killed and replaced.
+timeout = _int_env("GUNICORN_TIMEOUT", 30)
+# On SIGTERM (docker stop) in-flight requests get up to 20 s to finish; compose's
+# stop_grace_period for web is 25 s, so docker never SIGKILLs a draining worker.
+graceful_timeout = 20
+# Idle keep-alive seconds. Must be LONGER than the idle timeout of the proxy in front
+# (nginx's upstream keepalive_timeout defaults to 60 s) so that an idle connection is always
+# closed by nginx first, never by gunicorn under nginx's feet (that shows up as random 502s).
+keepalive = 75
+
+# Logs to stdout/stderr: docker collects them (`make logs`).
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# nginx's $request_id (sent as X-Request-ID) ties an access-log line here to nginx's.
+access_log_format = '%({x-forwarded-for}i)s via %(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}i)s'
+
+# The app trusts exactly PROXY_FIX_HOPS proxies with werkzeug's ProxyFix. gunicorn's own
+# X-Forwarded-* handling stays at its default (trust 127.0.0.1 only, i.e. nobody here),
+# so the headers are interpreted in one place only.
+forwarded_allow_ips = "127.0.0.1,::1"
+
+# Recycle workers now and then so a slow leak cannot grow forever; the jitter keeps all
+# workers from restarting at the same moment.
+max_requests = 2000
+max_requests_jitter = 200
+
+# The heartbeat file lives in RAM: a slow or read-only container disk cannot make
+# the arbiter think a worker hung.
+worker_tmp_dir = "/dev/shm"
+
+# Load the app once in the arbiter, before forking: a configuration error (the app refuses
+# a missing or weak secret with one clear line and exit code 78) stops the container at once
+# instead of gunicorn respawning workers that fail the same way forever.
+preload_app = True
+
+
+def post_fork(server, worker):  # type: ignore[no-untyped-def]
+    """Drop any database connection the preloaded app opened: sockets must not cross a fork.
+
+    (create_app opens none today; redis-py pools reset themselves after a fork.)
+    """
+    from app.extensions import db
+    from wsgi import app
+
+    with app.app_context():
+        for engine in db.engines.values():
+            engine.dispose(close=False)
+
+
+# No runtime control socket (gunicorn >= 25): the root filesystem is read-only and replicas
+# are added or removed with `docker compose up --scale web=N`, not by gunicornc.
+control_socket_disable = True
