@@ -1,0 +1,182 @@
+"""End-to-end fixtures: one real `docker compose` stack per test session, driven over HTTPS.
+
+The stack is built and started once (`up -d --build --wait`) under a unique project name,
+published on free ports of 127.0.0.1 only, and removed with its volumes at the end, even
+when a test or the start-up fails. Tests that change the stack (scale, down/up) run last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+UP_TIMEOUT = 600  # seconds: a cold build on 2 cores takes a few minutes at most
+TEST_PASSWORD = "correct horse battery staple 42"
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    """A running compose project and helpers to drive and inspect it."""
+
+    project: str
+    env: dict[str, str]
+    https_port: int
+    http_port: int
+    tmp: Path
+    ca_file: str = ""
+    users: list[str] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
+
+    def compose(self, *args: str, check: bool = True, timeout: int = 120) -> str:
+        """Run `docker compose` on this project and return its stdout."""
+        cmd = ["docker", "compose", "-p", self.project, "--env-file", str(self.tmp / "empty.env")]
+        proc = subprocess.run(
+            [*cmd, *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"docker compose {' '.join(args)} failed:\n{proc.stderr}")
+        return proc.stdout
+
+    def up(self, *args: str, build: bool = False) -> None:
+        """Start (or converge) the stack and wait until every service is healthy."""
+        extra = ["--build"] if build else []
+        self.compose("up", "-d", *extra, "--wait", *args, timeout=UP_TIMEOUT)
+
+    def exec(self, service: str, script: str) -> str:
+        """Run a shell snippet inside a running service container and return stdout."""
+        return self.compose("exec", "-T", service, "sh", "-c", script)
+
+    def container_ids(self, service: str) -> list[str]:
+        """Return the ids of the service's containers (running or exited)."""
+        return self.compose("ps", "-a", "-q", service).split()
+
+    def inspect(self, container: str) -> dict:
+        """Return `docker inspect` of one container."""
+        out = subprocess.run(
+            ["docker", "inspect", container], capture_output=True, text=True, check=True
+        ).stdout
+        return json.loads(out)[0]
+
+    def redis(self, *args: str) -> str:
+        """Run redis-cli in the redis container, authenticated from the generated secret."""
+        quoted = " ".join(f"'{a}'" for a in args)
+        return self.exec(
+            "redis", f'REDISCLI_AUTH="$(cat /run/secrets/redis/password)" redis-cli {quoted}'
+        )
+
+    def session(self) -> requests.Session:
+        """Return an HTTP client that trusts the stack's own certificate (TLS is verified)."""
+        client = requests.Session()
+        client.verify = self.ca_file
+        return client
+
+    def csrf_token(self, client: requests.Session, path: str) -> str:
+        """GET a form page and return the hidden csrf_token it holds."""
+        page = client.get(self.base_url + path, timeout=10)
+        assert page.status_code == 200, page.text
+        match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text) or re.search(
+            r'value="([^"]+)"[^>]*name="csrf_token"', page.text
+        )
+        assert match, f"no csrf_token on {path}"
+        return match.group(1)
+
+    def post_form(self, client: requests.Session, path: str, data: dict) -> requests.Response:
+        """POST a form the way a browser does: token from the page, same-origin Referer."""
+        data = {**data, "csrf_token": self.csrf_token(client, path)}
+        return client.post(
+            self.base_url + path,
+            data=data,
+            headers={"Referer": self.base_url + path},
+            timeout=30,
+        )
+
+    def register(self, client: requests.Session, username: str) -> None:
+        """Create an account through nginx."""
+        form = {"username": username, "password": TEST_PASSWORD, "confirm": TEST_PASSWORD}
+        resp = self.post_form(client, "/register", form)
+        assert resp.status_code == 200 and "/login" in resp.url, resp.text[:500]
+        self.users.append(username)
+
+    def login(self, client: requests.Session, username: str, remember: bool = False) -> None:
+        """Log in through nginx and land on the dashboard."""
+        form = {"username": username, "password": TEST_PASSWORD}
+        if remember:
+            form["remember"] = "y"
+        resp = self.post_form(client, "/login", form)
+        assert resp.status_code == 200, resp.text[:500]
+        assert f"Welcome {username}!" in resp.text
+
+
+def new_username() -> str:
+    """Return a username no other test uses."""
+    return f"e2e_{secrets.token_hex(4)}"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Build and start the real stack once; tear it down (with volumes) whatever happens."""
+    tmp = tmp_path_factory.mktemp("stack")
+    (tmp / "empty.env").write_text("")  # a developer's .env must not leak into the test
+    project = f"e2e{secrets.token_hex(4)}"
+    http_port, https_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "BIND_ADDRESS": "127.0.0.1",
+        "HTTP_PORT": str(http_port),
+        "HTTPS_PORT": str(https_port),
+        "WEB_IMAGE": f"flask-stack-web:{project}",
+        "EXPOSE_SERVED_BY": "1",
+        "WEB_CONCURRENCY": "2",  # two workers per replica: enough here, and quick to boot
+    }
+    stack = Stack(project, env, https_port, http_port, tmp)
+    try:
+        try:
+            stack.up(build=True)
+        except BaseException:
+            print(stack.compose("logs", "--no-color", "--tail", "60", check=False))
+            raise
+        ca = tmp / "stack-ca.pem"
+        ca.write_text(stack.exec("nginx", "cat /etc/nginx/tls/tls.crt"))
+        stack.ca_file = str(ca)
+        yield stack
+    finally:
+        stack.compose("down", "-v", "--remove-orphans", "-t", "5", check=False, timeout=180)
+        subprocess.run(
+            ["docker", "image", "rm", "-f", env["WEB_IMAGE"], f"{project}-nginx"],
+            capture_output=True,
+            check=False,
+        )
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[requests.Session]:
+    """Return a fresh HTTPS client (its own cookie jar) for one test."""
+    with stack.session() as session:
+        yield session
