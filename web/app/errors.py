@@ -7,11 +7,17 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from redis import RedisError
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    SecurityError,
+    ServiceUnavailable,
+)
 
 from .extensions import db
 from .passwords import HashingBusy
 
+UNKNOWN_HOST = "400 Bad Request: this server does not serve that host name."
 PAGES = (400, 403, 404, 405, 413, 429, 500, 503)
 RETRY_SECONDS = 5
 
@@ -45,6 +51,13 @@ def register(app: Flask) -> None:
     def http_error(error: HTTPException) -> ResponseReturnValue:
         return render_error(error)
 
+    @app.errorhandler(SecurityError)
+    def untrusted_host(error: SecurityError) -> ResponseReturnValue:
+        # No URLs can be built for a host we do not serve, so no templated page either.
+        if wants_json():
+            return jsonify(error="Bad Request", status=400, message=UNKNOWN_HOST), 400
+        return UNKNOWN_HOST + "\n", 400, {"Content-Type": "text/plain; charset=utf-8"}
+
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> ResponseReturnValue:
         error.description = (
@@ -53,9 +66,9 @@ def register(app: Flask) -> None:
         )
         return render_error(error)
 
-    def unavailable(what: str) -> ResponseReturnValue:
+    def unavailable(what: str, trace: bool = True) -> ResponseReturnValue:
         db.session.rollback()
-        app.logger.exception("%s unavailable", what)
+        app.logger.error("%s unavailable", what, exc_info=trace)
         error = ServiceUnavailable(f"The {what} is unavailable right now. Please try again.")
         response = render_error(error)
         assert isinstance(response, tuple)
@@ -78,7 +91,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HashingBusy)
     def hashing_busy(error: HashingBusy) -> ResponseReturnValue:
-        return unavailable("login service")
+        return unavailable("login service", trace=False)  # load, not a fault
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> ResponseReturnValue:

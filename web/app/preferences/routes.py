@@ -6,6 +6,7 @@ from flask import Blueprint, flash, make_response, redirect, render_template, ur
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from wtforms import RadioField, SubmitField
+from wtforms.fields.choices import SelectChoice
 
 from ..i18n import LANGUAGES
 from .cookies import THEMES, Preferences, current_preferences, store_preferences
@@ -16,8 +17,8 @@ bp = Blueprint("preferences", __name__)
 class PreferencesForm(FlaskForm):
     """Theme and language."""
 
-    theme = RadioField("Theme", choices=[(t, t.title()) for t in THEMES])
-    language = RadioField("Language", choices=list(LANGUAGES.items()))
+    theme = RadioField("Theme", choices=[SelectChoice(t, t.title()) for t in THEMES])
+    language = RadioField("Language", choices=[SelectChoice(k, v) for k, v in LANGUAGES.items()])
     submit = SubmitField("Save")
 
 

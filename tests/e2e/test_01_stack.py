@@ -1,0 +1,99 @@
+"""The stack's shape: start-up order, schema, users, and what the images hold."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from datetime import datetime
+
+import pytest
+
+from .conftest import Stack
+
+pytestmark = pytest.mark.e2e
+
+
+def docker_time(value: str) -> datetime:
+    """Parse docker's RFC 3339 timestamps (nanoseconds, Z) into an aware datetime."""
+    trimmed = re.sub(r"(\.\d{6})\d*", r"\1", value).replace("Z", "+00:00")
+    return datetime.fromisoformat(trimmed)
+
+
+def test_migrate_exited_zero_before_web_started(stack: Stack) -> None:
+    [migrate] = stack.container_ids("migrate")
+    [web] = stack.container_ids("web")
+    migrate_state = stack.inspect(migrate)["State"]
+    web_state = stack.inspect(web)["State"]
+    assert migrate_state["Status"] == "exited"
+    assert migrate_state["ExitCode"] == 0
+    assert docker_time(migrate_state["FinishedAt"]) <= docker_time(web_state["StartedAt"])
+
+
+def test_migrations_created_the_tables(stack: Stack) -> None:
+    tables = stack.exec("db", 'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -At -c "\\dt"')
+    names = {line.split("|")[1] for line in tables.splitlines() if "|" in line}
+    assert {"alembic_version", "users"} <= names
+    version = stack.exec(
+        "db", 'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -At -c "select * from alembic_version"'
+    )
+    assert version.strip(), "alembic_version is empty: no migration was applied"
+
+
+@pytest.mark.parametrize("service", ["web", "db", "redis"])
+def test_service_processes_run_as_non_root(stack: Stack, service: str) -> None:
+    uids = stack.exec(service, "awk '/^Uid:/ {print $2}' /proc/1/status; id -u")
+    pid1_uid = uids.split()[0]
+    assert pid1_uid != "0", f"{service} runs its main process as root"
+
+
+def test_web_exec_user_is_not_root(stack: Stack) -> None:
+    assert stack.exec("web", "id -u").strip() == "10001"
+
+
+def test_nginx_workers_run_as_non_root(stack: Stack) -> None:
+    # The master keeps root to bind 443 and read the key; every worker must not.
+    script = (
+        "for p in /proc/[0-9]*; do "
+        'grep -q "^nginx: worker" $p/cmdline 2>/dev/null && awk "/^Uid:/ {print \\$2}" $p/status; '
+        "done; true"
+    )
+    worker_uids = stack.exec("nginx", script).split()
+    assert worker_uids, "no nginx worker found"
+    assert "0" not in worker_uids
+
+
+def run_in_image(stack: Stack, script: str) -> str:
+    """Run a shell snippet in a throwaway container of the web image (no entrypoint)."""
+    return subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "sh", stack.env["WEB_IMAGE"], "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def test_web_image_holds_no_local_files(stack: Stack) -> None:
+    top = run_in_image(stack, "ls -A /app").split()
+    assert {"wsgi.py", "gunicorn.conf.py", "app", "migrations"} <= set(top)
+    leaked = run_in_image(
+        stack,
+        "find /app -name .env -o -name '.env.*' -o -name .git -o -name tests "
+        "-o -name '*.pem' -o -name '*.key'",
+    )
+    assert leaked.split() == []
+
+
+def test_web_image_has_no_compiler(stack: Stack) -> None:
+    assert run_in_image(stack, "command -v gcc cc g++ make || true").strip() == ""
+
+
+def test_readiness_sees_postgres_and_redis(stack: Stack) -> None:
+    # The published ports are nginx's only: db and redis answer web, not the host.
+    resp = stack.session().get(stack.base_url + "/readyz", timeout=10)
+    assert resp.status_code == 200
+    assert resp.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+    published = stack.compose("ps", "--format", "{{.Service}} {{.Ports}}")
+    for line in published.splitlines():
+        service, _, ports = line.partition(" ")
+        if service != "nginx":
+            assert "->" not in ports, f"{service} publishes a port: {ports}"

@@ -1,0 +1,117 @@
+"""What nginx adds: HTTPS redirect, security headers, static files, limits, client address."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import requests
+
+from .conftest import Stack
+
+pytestmark = pytest.mark.e2e
+
+SECURITY_HEADERS = {
+    "Strict-Transport-Security": "max-age=",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "X-Frame-Options": "DENY",
+    "Permissions-Policy": "camera=()",
+}
+
+
+def assert_security_headers(resp: requests.Response) -> None:
+    """Every security header is present, once, with the expected value."""
+    for name, expected in SECURITY_HEADERS.items():
+        values = resp.raw.headers.getlist(name)
+        assert len(values) == 1, f"{name} on {resp.url} ({resp.status_code}): {values}"
+        assert expected in values[0], f"{name}: {values[0]}"
+
+
+def test_http_redirects_to_https(stack: Stack) -> None:
+    resp = requests.get(
+        f"http://127.0.0.1:{stack.http_port}/login?next=%2Fdashboard",
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert resp.status_code in (301, 308)
+    assert resp.headers["Location"] == f"{stack.base_url}/login?next=%2Fdashboard"
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/", 200),
+        ("/login", 200),
+        ("/no-such-page", 404),
+        ("/static/css/site.css", 200),
+        ("/static/missing.css", 404),
+        ("/custom-status", 418),
+    ],
+)
+def test_security_headers_on_every_response(
+    stack: Stack, client: requests.Session, path: str, status: int
+) -> None:
+    resp = client.get(stack.base_url + path, timeout=10)
+    assert resp.status_code == status
+    assert_security_headers(resp)
+
+
+def test_static_files_come_from_nginx_with_caching(stack: Stack, client: requests.Session) -> None:
+    resp = client.get(stack.base_url + "/static/css/site.css", timeout=10)
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"].startswith("text/css")
+    assert "max-age=" in resp.headers["Cache-Control"]
+    assert "X-Served-By" not in resp.headers  # gunicorn never saw it
+    revalidated = client.get(resp.url, headers={"If-None-Match": resp.headers["ETag"]}, timeout=10)
+    assert revalidated.status_code == 304
+
+
+def test_large_body_is_refused_by_nginx(stack: Stack, client: requests.Session) -> None:
+    resp = client.post(stack.base_url + "/login", data=b"x" * (2 * 1024 * 1024), timeout=30)
+    assert resp.status_code == 413
+    assert "X-Served-By" not in resp.headers  # refused before reaching the app
+    assert "413" in resp.text
+    assert_security_headers(resp)
+
+
+def test_request_info_shows_the_real_client_not_a_forged_one(
+    stack: Stack, client: requests.Session
+) -> None:
+    resp = client.get(
+        stack.base_url + "/request-info",
+        headers={"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Host": "evil.example"},
+        timeout=10,
+    )
+    assert resp.status_code == 200
+    info = resp.json()
+    assert info["url"].startswith(stack.base_url + "/request-info")  # https, host and port kept
+    assert info["remote_addr"] != "6.6.6.6"
+    [nginx] = stack.container_ids("nginx")
+    networks = json.loads(
+        subprocess.run(
+            ["docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}", nginx],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    nginx_ips = {n["IPAddress"] for n in networks.values()}
+    gateways = {n["Gateway"] for n in networks.values()}
+    assert info["remote_addr"] not in nginx_ips
+    # Through docker's port publishing the client is 127.0.0.1 or the network's gateway.
+    assert info["remote_addr"] in gateways | {"127.0.0.1"}
+
+
+def test_auth_forms_are_rate_limited_by_nginx(stack: Stack) -> None:
+    # 10 r/s with a burst of 20: a quick burst of 40 must see 429s from nginx itself.
+    with stack.session() as client:
+        responses = [client.get(stack.base_url + "/login", timeout=10) for _ in range(40)]
+    assert responses[0].status_code == 200
+    refused = [r for r in responses if r.status_code == 429]
+    assert refused, "no request was limited"
+    # nginx's own page, not the app's limiter: the app never saw these requests.
+    assert all("X-Served-By" not in r.headers for r in refused)
+    assert_security_headers(refused[0])

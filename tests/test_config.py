@@ -1,0 +1,79 @@
+"""Configuration comes from the environment and is validated once, with one clear line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.config import ConfigError, load_config, validate
+
+GOOD = {
+    "SECRET_KEY": "k" * 40,
+    "DATABASE_URL": "postgresql+psycopg://u:p@db/app",
+    "REDIS_URL": "redis://:p@redis:6379/0",
+}
+
+
+def config_for(**env: str) -> dict:
+    config = load_config({**GOOD, **env})
+    validate(config)
+    return config
+
+
+def test_production_is_the_default_and_secure():
+    config = config_for()
+    assert config["APP_ENV"] == "production"
+    assert config["SESSION_COOKIE_SECURE"] is True
+    assert config["SESSION_COOKIE_NAME"] == "__Host-session"
+    assert config["REMEMBER_COOKIE_NAME"] == "__Host-remember"
+    assert config["BCRYPT_LOG_ROUNDS"] == 12
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SECRET_KEY": ""}, "SECRET_KEY is not set"),
+        ({"SECRET_KEY": "dev"}, "SECRET_KEY is weak"),
+        ({"SECRET_KEY": "short-but-not-32"}, "SECRET_KEY is weak"),
+        ({"DATABASE_URL": ""}, "DATABASE_URL is not set"),
+        ({"REDIS_URL": ""}, "REDIS_URL is not set"),
+        ({"BCRYPT_LOG_ROUNDS": "10"}, "BCRYPT_LOG_ROUNDS must be at least 12"),
+        ({"REMEMBER_COOKIE_DAYS": "90"}, "REMEMBER_COOKIE_DAYS must be at most 30"),
+        ({"SESSION_IDLE_TIMEOUT": "x"}, "must be a whole number"),
+        ({"SESSION_COOKIE_SECURE": "maybe"}, "must be true or false"),
+        ({"APP_ENV": "staging"}, "APP_ENV must be one of"),
+    ],
+)
+def test_bad_settings_are_refused_with_one_clear_line(env, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        config_for(**env)
+    assert "\n" not in str(info.value)
+
+
+def test_secrets_can_come_from_files(tmp_path):
+    key_file = tmp_path / "secret_key"
+    key_file.write_text("f" * 48 + "\n")
+    config = load_config({**GOOD, "SECRET_KEY": "", "SECRET_KEY_FILE": str(key_file)})
+    assert config["SECRET_KEY"] == "f" * 48
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_config({**GOOD, "SECRET_KEY": "", "SECRET_KEY_FILE": str(tmp_path / "missing")})
+
+
+def test_plain_http_local_mode_drops_the_host_prefix():
+    config = config_for(SESSION_COOKIE_SECURE="false")
+    assert config["SESSION_COOKIE_NAME"] == "session"
+    assert config["SESSION_COOKIE_SECURE"] is False
+
+
+def test_wsgi_refuses_to_start_with_one_line_on_stderr():
+    web = Path(__file__).parents[1] / "web"
+    env = {"PATH": "/usr/bin:/bin", "SECRET_KEY": "dev", "DATABASE_URL": "x", "REDIS_URL": "y"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import wsgi"], cwd=web, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 78
+    assert result.stderr.strip().startswith("configuration error: SECRET_KEY is weak")
+    assert len(result.stderr.strip().splitlines()) == 1

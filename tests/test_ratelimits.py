@@ -1,0 +1,103 @@
+"""Rate limits on the real client address and per account, answered with a readable 429."""
+
+from __future__ import annotations
+
+from conftest import PASSWORD, Auth, Client
+
+
+def client_from(app, address: str) -> Client:
+    """A client behind one proxy (nginx) that reports `address` as the client."""
+    app.test_client_class = Client
+    client = app.test_client()
+    # What nginx sends: whatever the client claimed, then the address nginx saw.
+    client.environ_base["HTTP_X_FORWARDED_FOR"] = f"6.6.6.6, {address}"
+    return client  # type: ignore[return-value]
+
+
+def test_login_limit_per_client_address_with_retry_after_and_a_page(make_app):
+    app = make_app(PROXY_FIX_HOPS=1, RATELIMIT_LOGIN="3/minute")
+    client = client_from(app, "203.0.113.7")
+    for _ in range(3):
+        assert Auth(client).login("nobody", "wrong password").status_code == 401
+    response = Auth(client).login("nobody", "wrong password")
+    assert response.status_code == 429
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+    assert "Too many attempts" in response.get_data(as_text=True)
+    # another client address is not affected
+    assert Auth(client_from(app, "203.0.113.8")).login("nobody", "x" * 8).status_code == 401
+
+
+def test_forged_x_forwarded_for_does_not_reset_the_limit(make_app):
+    app = make_app(PROXY_FIX_HOPS=1, RATELIMIT_LOGIN="3/minute")
+    for forged in ("1.1.1.1", "2.2.2.2", "3.3.3.3"):
+        client = client_from(app, "203.0.113.7")
+        client.environ_base["HTTP_X_FORWARDED_FOR"] = f"{forged}, 203.0.113.7"
+        assert Auth(client).login("nobody", "wrong password").status_code == 401
+    client = client_from(app, "203.0.113.7")
+    client.environ_base["HTTP_X_FORWARDED_FOR"] = "4.4.4.4, 203.0.113.7"
+    assert Auth(client).login("nobody", "wrong password").status_code == 429
+
+
+def test_failures_per_account_are_bounded_whatever_the_address(make_app):
+    app = make_app(PROXY_FIX_HOPS=1, RATELIMIT_ACCOUNT_FAILURES="3/hour")
+    Auth(client_from(app, "198.51.100.1")).register("alice")
+    for n in range(3):
+        attacker = client_from(app, f"203.0.113.{n + 1}")
+        assert Auth(attacker).login("alice", "wrong password").status_code == 401
+    locked = Auth(client_from(app, "203.0.113.99")).login("ALICE", PASSWORD)
+    assert locked.status_code == 429
+    # bounded: the window ends within the hour, so the owner is never locked out for good
+    assert 0 < int(locked.headers["Retry-After"]) <= 3600
+    # other accounts are unaffected
+    Auth(client_from(app, "198.51.100.2")).register("bob")
+    assert Auth(client_from(app, "203.0.113.100")).login("bob", PASSWORD).status_code == 302
+
+
+def test_successful_logins_do_not_count_against_the_account(make_app):
+    app = make_app(PROXY_FIX_HOPS=1, RATELIMIT_ACCOUNT_FAILURES="2/hour")
+    Auth(client_from(app, "198.51.100.1")).register("alice")
+    for n in range(4):
+        assert Auth(client_from(app, f"203.0.113.{n}")).login("alice").status_code == 302
+
+
+def test_register_is_rate_limited_per_address(make_app):
+    app = make_app(PROXY_FIX_HOPS=1, RATELIMIT_REGISTER="2/minute")
+    client = client_from(app, "203.0.113.7")
+    assert Auth(client).register("user1").status_code == 302
+    assert Auth(client).register("user2").status_code == 302
+    assert Auth(client).register("user3").status_code == 429
+
+
+def test_json_clients_get_a_json_429(make_app):
+    app = make_app(RATELIMIT_LOGIN="1/minute")
+    app.test_client_class = Client
+    client = app.test_client()
+    Auth(client).login("nobody", "wrong password")
+    token = client.csrf_token("/login")
+    response = client.post(
+        "/login",
+        data={"csrf_token": token, "username": "x", "password": "y" * 8},
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code == 429
+    assert response.get_json()["status"] == 429
+    assert response.headers["Retry-After"]
+
+
+def test_a_flood_of_logins_waits_for_a_hashing_slot_then_gets_a_503(make_app, monkeypatch):
+    import app.passwords as passwords
+
+    app = make_app(BCRYPT_MAX_CONCURRENCY=1)
+    monkeypatch.setattr(passwords, "HASH_SLOT_WAIT", 0.05)
+    app.test_client_class = Client
+    client = app.test_client()
+    Auth(client).register("alice")
+    slots = app.extensions["hashing_slots"]
+    slots.acquire()  # another request is hashing
+    try:
+        response = Auth(client).login("alice")
+    finally:
+        slots.release()
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) >= 5
+    assert Auth(client).login("alice").status_code == 302
