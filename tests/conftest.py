@@ -16,13 +16,12 @@ from typing import Any
 import pytest
 import redis
 import sqlalchemy as sa
+from app import create_app
+from app.extensions import db
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from pytest_redis import factories
-
-from app import create_app
-from app.extensions import db
 from servers import postgres_server
 
 BASE_URL = "https://localhost"

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-
 UNPRIVILEGED_USER = "nobody"
 
 
@@ -47,7 +46,7 @@ def _runas() -> dict[str, object]:
 
 
 def _run(args: list[str], **kwargs: object) -> None:
-    subprocess.run(args, check=True, capture_output=True, timeout=60, **_runas(), **kwargs)  # noqa: S603
+    subprocess.run(args, check=True, capture_output=True, timeout=60, **_runas(), **kwargs)
 
 
 @contextmanager

@@ -32,7 +32,9 @@ def test_sessions_page_lists_every_device_and_marks_this_one(make_client):
     page = laptop.get("/account").get_data(as_text=True)
     assert "Firefox on Ubuntu" in page and "Mobile Safari on iOS" in page
     assert page.count("(this device)") == 1
-    assert page.index("Firefox on Ubuntu") < page.index("(this device)") < page.index("Mobile Safari")
+    assert (
+        page.index("Firefox on Ubuntu") < page.index("(this device)") < page.index("Mobile Safari")
+    )
     assert "127.0.0.1" in page
     assert len(handles(page)) == 1  # only the other device has an "End session" button
 

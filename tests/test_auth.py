@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from app.extensions import db
 from app.models import User
 from conftest import PASSWORD, Auth

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from app.config import ConfigError, load_config, validate
 
 GOOD = {

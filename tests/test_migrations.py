@@ -5,9 +5,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from flask_migrate import downgrade, upgrade
-
 from app.extensions import db
+from flask_migrate import downgrade, upgrade
 
 
 def test_models_and_migration_head_agree(app):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import Auth
 
 
@@ -88,7 +87,7 @@ def test_another_users_person_is_a_404(client, auth, make_client):
 
 def test_download_is_a_csv_attachment_of_my_people(client, auth):
     auth.signed_in("alice")
-    add(client, name="Bob", email="bob@example.com", notes="=HYPERLINK(\"x\")")
+    add(client, name="Bob", email="bob@example.com", notes='=HYPERLINK("x")')
     response = client.get("/download")
     assert response.status_code == 200
     assert response.headers["Content-Disposition"] == "attachment; filename=people.csv"

@@ -25,7 +25,9 @@ def test_anonymous_session_from_a_form_expires_within_minutes(app, client, redis
 def test_session_cookie_attributes(client, auth):
     auth.register("alice")
     response = auth.login("alice")
-    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("__Host-session="))
+    cookie = next(
+        c for c in response.headers.getlist("Set-Cookie") if c.startswith("__Host-session=")
+    )
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Path=/" in cookie and "Domain" not in cookie
     assert len(sid(client)) >= 32  # an opaque random id, nothing else
@@ -115,7 +117,9 @@ def test_without_remember_me_an_expired_session_stays_logged_out(app, client, au
 def test_remember_cookie_attributes_and_lifetime(app, client, auth):
     auth.register("alice")
     response = auth.login("alice", remember=True)
-    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("__Host-remember="))
+    cookie = next(
+        c for c in response.headers.getlist("Set-Cookie") if c.startswith("__Host-remember=")
+    )
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Path=/" in cookie and "Domain" not in cookie
     assert "Max-Age=1209600" in cookie or "Expires=" in cookie  # 14 days by default
@@ -130,7 +134,9 @@ def test_remember_cookie_replayed_after_logout_logs_nobody_in(client, auth, make
     assert thief.get("/dashboard").status_code == 302
 
 
-def test_remember_cookie_still_works_for_a_fresh_browser_before_revocation(client, auth, make_client):
+def test_remember_cookie_still_works_for_a_fresh_browser_before_revocation(
+    client, auth, make_client
+):
     auth.signed_in("alice", remember=True)
     copied = client.cookie("__Host-remember")
     other = make_client()

@@ -6,8 +6,8 @@ import logging
 import os
 import socket
 import threading
-from datetime import UTC, datetime
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import redis

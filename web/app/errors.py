@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request, session
+from flask import Flask, jsonify, make_response, render_template, request, session
 from flask.typing import ResponseReturnValue
+from flask.wrappers import Response
 from flask_wtf.csrf import CSRFError
 from redis import RedisError
 from sqlalchemy.exc import OperationalError
@@ -28,20 +29,24 @@ def wants_json() -> bool:
     return best == "application/json" and request.accept_mimetypes[best] > 0
 
 
-def render_error(error: HTTPException) -> ResponseReturnValue:
+def render_error(error: HTTPException) -> Response:
     """Render `error` as JSON or as its page, keeping its headers (Allow, Retry-After)."""
     code = error.code or 500
     description = error.description if code != 500 else InternalServerError.description
-    headers = dict(error.get_response().headers) if code != 500 else {}
-    headers.pop("Content-Type", None)
-    headers.pop("Content-Length", None)
     if wants_json():
-        body = jsonify(error=error.name, status=code, message=description)
-        return body, code, headers
-    template = f"errors/{code}.html" if code in PAGES else "errors/error.html"
-    # A 5xx page must not touch the database or the session store that may have caused it.
-    page = render_template(template, error=error, description=description, minimal=code >= 500)
-    return page, code, headers
+        response = jsonify(error=error.name, status=code, message=description)
+    else:
+        template = f"errors/{code}.html" if code in PAGES else "errors/error.html"
+        # A 5xx page must not touch the database or session store that may have caused it.
+        response = make_response(
+            render_template(template, error=error, description=description, minimal=code >= 500)
+        )
+    response.status_code = code
+    if code != 500:
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+    return response
 
 
 def register(app: Flask) -> None:
@@ -71,9 +76,8 @@ def register(app: Flask) -> None:
         app.logger.error("%s unavailable", what, exc_info=trace)
         error = ServiceUnavailable(f"The {what} is unavailable right now. Please try again.")
         response = render_error(error)
-        assert isinstance(response, tuple)
-        body, code, headers = response
-        return body, code, {**headers, "Retry-After": str(RETRY_SECONDS)}
+        response.headers["Retry-After"] = str(RETRY_SECONDS)
+        return response
 
     @app.before_request
     def session_store_down() -> None:

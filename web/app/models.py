@@ -79,9 +79,7 @@ class Person(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "people"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    owner_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(sa.String(100))
     email: Mapped[str | None] = mapped_column(sa.String(254))
     notes: Mapped[str | None] = mapped_column(sa.Text)
@@ -96,9 +94,7 @@ class AuthEvent(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "auth_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
     event: Mapped[str] = mapped_column(sa.String(32))
     ip: Mapped[str | None] = mapped_column(sa.String(45))
     device: Mapped[str | None] = mapped_column(sa.String(120))

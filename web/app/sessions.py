@@ -191,12 +191,19 @@ def list_sessions(user_id: int, current: str | None = None) -> list[SessionInfo]
     """Return the user's live sessions, `current` first, then by last use; prune dead ones."""
     interface = _interface()
     at = now(current_app.config)
-    sids = [s.decode() for s in interface.client.zrangebyscore(index_key(user_id), at * 1000, "+inf")]
+    sids = [
+        s.decode() for s in interface.client.zrangebyscore(index_key(user_id), at * 1000, "+inf")
+    ]
     infos, dead = [], []
     for sid in sids:
         data = interface.load(sid)
         auth = data.get(AUTH) if data else None
-        if not data or not auth or auth["uid"] != user_id or time_left(current_app.config, data, at) <= 0:
+        if (
+            not data
+            or not auth
+            or auth["uid"] != user_id
+            or time_left(current_app.config, data, at) <= 0
+        ):
             dead.append(sid)
             continue
         infos.append(
