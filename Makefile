@@ -11,7 +11,7 @@ COMPOSE ?= docker compose
 
 .PHONY: help
 help: ## List the targets with one line each
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
 $(STAMP): requirements-dev.txt web/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,80 @@ lint: $(STAMP) ## Lint, check formatting and type-check the app package
 format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# ---- the containerised stack (docker compose) ------------------------------------------
+# SERVICE=web narrows logs; MSG names a migration; REV picks a downgrade target;
+# FILE names a backup to restore. The app image's uid/gid (see web/Dockerfile).
+SERVICE    ?=
+REV        ?= -1
+BACKUP_DIR ?= backups
+APP_GID    := 10001
+
+.PHONY: up
+up: ## Build and start the stack; returns once every service is healthy
+	$(COMPOSE) up -d --build --wait
+
+.PHONY: down
+down: ## Stop and remove the containers (volumes, i.e. data and secrets, are kept)
+	$(COMPOSE) down
+
+.PHONY: logs
+logs: ## Follow the logs (SERVICE=web for one service)
+	$(COMPOSE) logs -f --tail=100 $(SERVICE)
+
+.PHONY: ps
+ps: ## Show the containers, their health and the published ports
+	$(COMPOSE) ps -a
+
+.PHONY: migrate
+migrate: ## Apply the database migrations (the one-shot migrate service)
+	$(COMPOSE) run --rm migrate
+
+.PHONY: migration
+migration: ## Autogenerate a migration into web/migrations/versions: make migration MSG="add x"
+	@test -n "$(MSG)" || { echo 'usage: make migration MSG="what changed"' >&2; exit 2; }
+	$(COMPOSE) run --rm migrate
+	@# Runs as you (group $(APP_GID) to read the secrets) with the folder mounted, so the new
+	@# file lands in your checkout; its group is then set back to yours.
+	$(COMPOSE) run --rm --user "$$(id -u):$(APP_GID)" \
+		-v "$(CURDIR)/web/migrations:/app/migrations" migrate flask db migrate -m "$(MSG)"
+	find web/migrations -user "$$(id -u)" -group $(APP_GID) -exec chgrp "$$(id -g)" {} +
+
+.PHONY: downgrade
+downgrade: ## Revert migrations (default: the last one; REV=<revision> for another)
+	$(COMPOSE) run --rm migrate flask db downgrade -- "$(REV)"
+
+.PHONY: shell
+shell: ## Open a flask shell inside the running web container
+	$(COMPOSE) exec web docker-entrypoint.sh flask shell
+
+.PHONY: psql
+psql: ## Open psql on the application database
+	$(COMPOSE) exec db sh -c 'psql -U "$$POSTGRES_USER" -d "$$POSTGRES_DB"'
+
+.PHONY: redis-cli
+redis-cli: ## Open redis-cli, authenticated from the generated secret
+	$(COMPOSE) exec redis sh -c 'REDISCLI_AUTH="$$(cat /run/secrets/redis/password)" exec redis-cli'
+
+.PHONY: backup
+backup: ## Dump the database to backups/<time>.dump (pg_dump custom format)
+	mkdir -p $(BACKUP_DIR)
+	$(COMPOSE) exec -T db sh -c 'pg_dump -U "$$POSTGRES_USER" -d "$$POSTGRES_DB" -Fc' \
+		> $(BACKUP_DIR)/$$(date -u +%Y%m%dT%H%M%SZ).dump
+	@ls -l $(BACKUP_DIR) | tail -1
+
+.PHONY: restore
+restore: ## Restore a dump over the database: make restore FILE=backups/<time>.dump
+	@test -f "$(FILE)" || { echo 'usage: make restore FILE=backups/<time>.dump' >&2; exit 2; }
+	$(COMPOSE) stop web
+	$(COMPOSE) exec -T db sh -c \
+		'pg_restore -U "$$POSTGRES_USER" -d "$$POSTGRES_DB" --clean --if-exists --no-owner' < "$(FILE)"
+	$(COMPOSE) up -d --wait
+
+.PHONY: e2e
+e2e: $(STAMP) ## Run the end-to-end tests against a throwaway copy of the real stack
+	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+.PHONY: bench
+bench: $(STAMP) ## Benchmark the app under Gunicorn (throwaway servers; scenarios side by side)
+	$(BIN)/python bench/run.py

@@ -84,11 +84,8 @@ def test_json_clients_get_a_json_429(make_app):
     assert response.headers["Retry-After"]
 
 
-def test_a_flood_of_logins_waits_for_a_hashing_slot_then_gets_a_503(make_app, monkeypatch):
-    import app.passwords as passwords
-
-    app = make_app(BCRYPT_MAX_CONCURRENCY=1)
-    monkeypatch.setattr(passwords, "HASH_SLOT_WAIT", 0.05)
+def test_a_flood_of_logins_waits_for_a_hashing_slot_then_gets_a_503(make_app):
+    app = make_app(BCRYPT_MAX_CONCURRENCY=1, BCRYPT_SLOT_WAIT=0.05)
     app.test_client_class = Client
     client = app.test_client()
     Auth(client).register("alice")

@@ -53,6 +53,16 @@ def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) 
     return value
 
 
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+
+
 def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raw = environ.get(name)
     if raw is None or raw == "":
@@ -115,6 +125,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Passwords.
         "BCRYPT_LOG_ROUNDS": _int(env, "BCRYPT_LOG_ROUNDS", 12, minimum=4),
         "BCRYPT_MAX_CONCURRENCY": _int(env, "BCRYPT_MAX_CONCURRENCY", 2, minimum=1),
+        # How long a login waits for a hashing slot before a 503. Queueing throttles a flood
+        # (`make bench`: failing fast lets flooding clients retry at once, which is worse).
+        "BCRYPT_SLOT_WAIT": _float(env, "BCRYPT_SLOT_WAIT", 10.0),
         # Rate limits (Flask-Limiter syntax), stored in Redis next to the sessions.
         "RATELIMIT_STORAGE_URI": redis_url,
         "RATELIMIT_STORAGE_OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},

@@ -14,7 +14,6 @@ from .extensions import bcrypt
 
 MIN_LENGTH = 8  # characters
 MAX_BYTES = 72  # bcrypt ignores (bcrypt 5: rejects) anything past 72 bytes
-HASH_SLOT_WAIT = 10  # seconds a request waits for a hashing slot before a 503
 
 
 class HashingBusy(RuntimeError):
@@ -50,7 +49,7 @@ def password_problem(password: str, username: str = "") -> str | None:
 def hashing_slot() -> Iterator[None]:
     """Hold one of the per-process bcrypt slots, so login floods cannot starve other pages."""
     slots: threading.BoundedSemaphore = current_app.extensions["hashing_slots"]
-    if not slots.acquire(timeout=HASH_SLOT_WAIT):
+    if not slots.acquire(timeout=current_app.config["BCRYPT_SLOT_WAIT"]):
         raise HashingBusy
     try:
         yield
