@@ -39,10 +39,11 @@ format: $(STAMP) ## Format the code with ruff
 
 # ---- the containerised stack (docker compose) ------------------------------------------
 # SERVICE=web narrows logs; MSG names a migration; REV picks a downgrade target;
-# FILE names a backup to restore. The app image's uid/gid (see web/Dockerfile).
+# FILE names a backup to restore.
 SERVICE    ?=
 REV        ?= -1
 BACKUP_DIR ?= backups
+# The web image's app group (web/Dockerfile): it may read the generated secrets.
 APP_GID    := 10001
 
 .PHONY: up

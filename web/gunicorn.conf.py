@@ -39,7 +39,9 @@ accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # nginx's $request_id (sent as X-Request-ID) ties an access-log line here to nginx's.
-access_log_format = '%({x-forwarded-for}i)s via %(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}i)s'
+access_log_format = (
+    '%({x-forwarded-for}i)s via %(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}i)s'
+)
 
 # The app trusts exactly PROXY_FIX_HOPS proxies with werkzeug's ProxyFix. gunicorn's own
 # X-Forwarded-* handling stays at its default (trust 127.0.0.1 only, i.e. nobody here),
@@ -53,7 +55,7 @@ max_requests_jitter = 200
 
 # The heartbeat file lives in RAM: a slow or read-only container disk cannot make
 # the arbiter think a worker hung.
-worker_tmp_dir = "/dev/shm"
+worker_tmp_dir = "/dev/shm"  # noqa: S108 - a private tmpfs per container, not a shared /tmp
 
 # Load the app once in the arbiter, before forking: a configuration error (the app refuses
 # a missing or weak secret with one clear line and exit code 78) stops the container at once
@@ -61,7 +63,7 @@ worker_tmp_dir = "/dev/shm"
 preload_app = True
 
 
-def post_fork(server, worker):  # type: ignore[no-untyped-def]
+def post_fork(server: object, worker: object) -> None:
     """Drop any database connection the preloaded app opened: sockets must not cross a fork.
 
     (create_app opens none today; redis-py pools reset themselves after a fork.)

@@ -74,8 +74,11 @@ def main() -> None:
         if not path.is_file() or path.read_text() != given:
             if path.is_file() and name == "postgres_password":
                 # PostgreSQL only reads its password when it creates the cluster.
-                print("init-secrets: warning: postgres_password changed; an existing database"
-                      " keeps the old one until you run ALTER ROLE ... PASSWORD", file=sys.stderr)
+                print(
+                    "init-secrets: warning: postgres_password changed; an existing database"
+                    " keeps the old one until you run ALTER ROLE ... PASSWORD",
+                    file=sys.stderr,
+                )
             write(path, given, 0o600)
         values[name] = given
         print(f"init-secrets: {name}: {source}")  # the name and where it came from, never the value

@@ -2,7 +2,8 @@
 
 The stack is built and started once (`up -d --build --wait`) under a unique project name,
 published on free ports of 127.0.0.1 only, and removed with its volumes at the end, even
-when a test or the start-up fails. Tests that change the stack (scale, down/up) run last.
+when a test or the start-up fails. Tests that change the stack (stop, scale, down/up) live
+in test_09_lifecycle.py, which sorts last.
 """
 
 from __future__ import annotations
@@ -14,15 +15,22 @@ import secrets
 import socket
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_E2E = Path(__file__).with_name("compose.e2e.yml")  # test-only settings on top
 UP_TIMEOUT = 600  # seconds: a cold build on 2 cores takes a few minutes at most
 TEST_PASSWORD = "correct horse battery staple 42"
+
+
+def stack_variables() -> set[str]:
+    """Return the names of the settings compose reads (listed in .env.example)."""
+    text = (ROOT / ".env.example").read_text()
+    return set(re.findall(r"^# ([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
 
 
 def free_port() -> int:
@@ -42,7 +50,6 @@ class Stack:
     http_port: int
     tmp: Path
     ca_file: str = ""
-    users: list[str] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -51,6 +58,7 @@ class Stack:
     def compose(self, *args: str, check: bool = True, timeout: int = 120) -> str:
         """Run `docker compose` on this project and return its stdout."""
         cmd = ["docker", "compose", "-p", self.project, "--env-file", str(self.tmp / "empty.env")]
+        cmd += ["-f", str(ROOT / "docker-compose.yml"), "-f", str(COMPOSE_E2E)]
         proc = subprocess.run(
             [*cmd, *args],
             cwd=ROOT,
@@ -94,6 +102,9 @@ class Stack:
     def session(self) -> requests.Session:
         """Return an HTTP client that trusts the stack's own certificate (TLS is verified)."""
         client = requests.Session()
+        # Ignore REQUESTS_CA_BUNDLE/proxies from the environment: with trust_env, requests
+        # lets REQUESTS_CA_BUNDLE override session.verify (psf/requests#3829).
+        client.trust_env = False
         client.verify = self.ca_file
         return client
 
@@ -122,7 +133,6 @@ class Stack:
         form = {"username": username, "password": TEST_PASSWORD, "confirm": TEST_PASSWORD}
         resp = self.post_form(client, "/register", form)
         assert resp.status_code == 200 and "/login" in resp.url, resp.text[:500]
-        self.users.append(username)
 
     def login(self, client: requests.Session, username: str, remember: bool = False) -> None:
         """Log in through nginx and land on the dashboard."""
@@ -146,8 +156,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     (tmp / "empty.env").write_text("")  # a developer's .env must not leak into the test
     project = f"e2e{secrets.token_hex(4)}"
     http_port, https_port = free_port(), free_port()
+    # The test's own settings only: none from a developer's shell or .env leaks in.
+    inherited = {k: v for k, v in os.environ.items() if k not in stack_variables()}
     env = {
-        **os.environ,
+        **inherited,
         "BIND_ADDRESS": "127.0.0.1",
         "HTTP_PORT": str(http_port),
         "HTTPS_PORT": str(https_port),

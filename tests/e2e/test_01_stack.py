@@ -97,3 +97,34 @@ def test_readiness_sees_postgres_and_redis(stack: Stack) -> None:
         service, _, ports = line.partition(" ")
         if service != "nginx":
             assert "->" not in ports, f"{service} publishes a port: {ports}"
+
+
+def test_redis_needs_the_password_and_keeps_it_out_of_argv(stack: Stack) -> None:
+    anonymous = stack.exec("redis", "redis-cli ping 2>&1 || true")
+    assert "NOAUTH" in anonymous
+    password = stack.exec("redis", "cat /run/secrets/redis/password")
+    assert len(password) >= 32
+    argv = stack.exec("redis", "tr '\\0' ' ' < /proc/1/cmdline")
+    assert password not in argv
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [("maxmemory-policy", "volatile-lru"), ("appendonly", "yes"), ("appendfsync", "everysec")],
+)
+def test_redis_memory_and_persistence_settings(stack: Stack, setting: str, expected: str) -> None:
+    assert stack.redis("config", "get", setting).split() == [setting, expected]
+
+
+def test_web_secrets_are_files_only_the_app_user_can_read(stack: Stack) -> None:
+    modes = stack.exec("web", "stat -c '%a %u %n' /run/secrets/app/*").splitlines()
+    assert len(modes) == 3
+    assert all(line.startswith("440 10001 ") for line in modes), modes
+    environment = stack.exec("web", "tr '\\0' '\\n' < /proc/1/environ")
+    assert "SECRET_KEY_FILE=" in environment or "SECRET_KEY=" in environment
+    assert "POSTGRES_PASSWORD=" not in environment  # only the URL built from it
+
+
+def test_web_root_filesystem_is_read_only(stack: Stack) -> None:
+    out = stack.exec("web", "touch /app/probe 2>&1 || echo refused")
+    assert "refused" in out

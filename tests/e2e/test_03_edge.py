@@ -30,8 +30,8 @@ def assert_security_headers(resp: requests.Response) -> None:
         assert expected in values[0], f"{name}: {values[0]}"
 
 
-def test_http_redirects_to_https(stack: Stack) -> None:
-    resp = requests.get(
+def test_http_redirects_to_https(stack: Stack, client: requests.Session) -> None:
+    resp = client.get(
         f"http://127.0.0.1:{stack.http_port}/login?next=%2Fdashboard",
         allow_redirects=False,
         timeout=10,
@@ -115,3 +115,13 @@ def test_auth_forms_are_rate_limited_by_nginx(stack: Stack) -> None:
     # nginx's own page, not the app's limiter: the app never saw these requests.
     assert all("X-Served-By" not in r.headers for r in refused)
     assert_security_headers(refused[0])
+
+
+def test_request_id_ties_the_response_to_both_access_logs(
+    stack: Stack, client: requests.Session
+) -> None:
+    resp = client.get(stack.base_url + "/healthz", timeout=10)
+    request_id = resp.headers["X-Request-ID"]
+    assert len(request_id) == 32
+    assert f"rid={request_id}" in stack.compose("logs", "--no-color", "nginx")
+    assert f"rid={request_id}" in stack.compose("logs", "--no-color", "web")

@@ -20,6 +20,23 @@ def fingerprints(stack: Stack) -> dict[str, str]:
     return {line.split()[1]: line.split()[0] for line in out.splitlines()}
 
 
+def test_nginx_answers_with_its_own_page_while_web_is_down(
+    stack: Stack, client: requests.Session
+) -> None:
+    stack.compose("stop", "web")
+    try:
+        resp = client.get(stack.base_url + "/", timeout=30)
+        # 502 once `web` no longer resolves; 504 while nginx still holds the old address
+        # (up to the resolver's 5 s) and the connect times out.
+        assert resp.status_code in (502, 504)
+        assert f"<h1>{resp.status_code} " in resp.text  # nginx's page, not the app's
+        assert resp.headers["X-Frame-Options"] == "DENY"
+        assert "max-age=" in resp.headers["Strict-Transport-Security"]
+    finally:
+        stack.up()
+    assert client.get(stack.base_url + "/healthz", timeout=10).status_code == 200
+
+
 def test_scaled_out_replicas_share_the_session(stack: Stack, client: requests.Session) -> None:
     username = new_username()
     stack.register(client, username)
@@ -28,7 +45,7 @@ def test_scaled_out_replicas_share_the_session(stack: Stack, client: requests.Se
     stack.up("--scale", "web=2")
     assert len(stack.container_ids("web")) == 2
 
-    # nginx re-resolves `web` every 10 s: wait (bounded) until both replicas have answered.
+    # nginx re-resolves `web` every 5 s: wait (bounded) until both replicas have answered.
     served_by: set[str] = set()
     deadline = time.monotonic() + 30
     while len(served_by) < 2 and time.monotonic() < deadline:
