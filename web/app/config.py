@@ -40,6 +40,11 @@ def _env(environ: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
+def _str(environ: Mapping[str, str], name: str, default: str) -> str:
+    """Return `name`, treating an empty value as unset (compose passes `${NAME:-}`)."""
+    return environ.get(name) or default
+
+
 def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     raw = environ.get(name)
     if raw is None or raw == "":
@@ -77,7 +82,7 @@ def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
 def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask config mapping from environment variables (no validation yet)."""
     env = os.environ if environ is None else environ
-    app_env = env.get("APP_ENV", "production")
+    app_env = _str(env, "APP_ENV", "production")
     secure_cookies = _bool(env, "SESSION_COOKIE_SECURE", True)
     redis_url = _env(env, "REDIS_URL")
     remember_days = _int(env, "REMEMBER_COOKIE_DAYS", 14, minimum=1)
@@ -94,7 +99,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             "connect_args": {"connect_timeout": 5},
         },
         "REDIS_URL": redis_url,
-        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
+        "LOG_LEVEL": _str(env, "LOG_LEVEL", "INFO").upper(),
         # Reverse proxy: how many hops of X-Forwarded-* to trust (nginx in front = 1).
         "PROXY_FIX_HOPS": _int(env, "PROXY_FIX_HOPS", 0),
         "TRUSTED_HOSTS_EXTRA": hosts,
@@ -107,7 +112,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_PATH": "/",
-        "SESSION_KEY_PREFIX": env.get("SESSION_KEY_PREFIX", "session:"),
+        "SESSION_KEY_PREFIX": _str(env, "SESSION_KEY_PREFIX", "session:"),
         "SESSION_IDLE_TIMEOUT": _int(env, "SESSION_IDLE_TIMEOUT", 30 * 60, minimum=60),
         "SESSION_ABSOLUTE_TIMEOUT": absolute,
         "SESSION_ANONYMOUS_TIMEOUT": _int(env, "SESSION_ANONYMOUS_TIMEOUT", 15 * 60, minimum=60),
@@ -134,9 +139,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "RATELIMIT_STRATEGY": "fixed-window",
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_KEY_PREFIX": "ratelimit",
-        "RATELIMIT_LOGIN": env.get("RATELIMIT_LOGIN", "10/minute;100/hour"),
-        "RATELIMIT_REGISTER": env.get("RATELIMIT_REGISTER", "5/minute;30/hour"),
-        "RATELIMIT_ACCOUNT_FAILURES": env.get("RATELIMIT_ACCOUNT_FAILURES", "10/hour"),
+        "RATELIMIT_LOGIN": _str(env, "RATELIMIT_LOGIN", "10/minute;100/hour"),
+        "RATELIMIT_REGISTER": _str(env, "RATELIMIT_REGISTER", "5/minute;30/hour"),
+        "RATELIMIT_ACCOUNT_FAILURES": _str(env, "RATELIMIT_ACCOUNT_FAILURES", "10/hour"),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session that holds it
         # Injected clock (seconds since the epoch) so tests can move time without sleeping.
         "CLOCK": time.time,
