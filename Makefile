@@ -122,6 +122,14 @@ restore: ## Restore a dump over the database: make restore FILE=backups/<time>.d
 e2e: $(STAMP) ## Run the end-to-end tests against a throwaway copy of the real stack
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
+.PHONY: browser
+browser: ## Install Debian's chromium + chromium-driver for the browser e2e test (root, apt)
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
+		echo "chromium and chromedriver are installed"; \
+	else \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	fi
+
 .PHONY: bench
 bench: $(STAMP) ## Benchmark the app under Gunicorn (throwaway servers; scenarios side by side)
 	$(BIN)/python bench/run.py

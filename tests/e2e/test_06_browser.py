@@ -1,0 +1,113 @@
+"""A real browser (Debian's headless Chromium) through nginx: what a person would do and see.
+
+It checks what an HTTP library cannot: that the browser accepts the __Host- cookies, that the
+Content-Security-Policy lets the page's own stylesheet through and blocks nothing else we
+serve, and that forms pass Flask-WTF's Referer check under the Referrer-Policy nginx sends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import TEST_PASSWORD, Stack, new_username
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+LIGHT, DARK = "rgb(253, 253, 253)", "rgb(18, 18, 18)"  # body background, web/app/static/css
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Start headless Chromium with flags that work offline and as root."""
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        message = "Debian's chromium and chromium-driver are needed: make browser"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
+        "--disable-dev-shm-usage", "--window-size=1100,900",
+        # the stack's certificate is self-signed; everything else about TLS stays real
+        "--ignore-certificate-errors",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def fill(driver, fields: dict[str, str], submit: str = "submit") -> None:
+    from selenium.webdriver.common.by import By
+
+    for name, value in fields.items():
+        element = driver.find_element(By.NAME, name)
+        element.clear()
+        element.send_keys(value)
+    driver.find_element(By.NAME, submit).click()
+
+
+def background(driver) -> str:
+    return driver.execute_script("return getComputedStyle(document.body).backgroundColor")
+
+
+def test_a_person_registers_logs_in_sets_preferences_and_logs_out(
+    stack: Stack, browser, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver, base, username = browser, stack.base_url, new_username()
+    driver.get(base + "/")
+    assert background(driver) == LIGHT, "the stylesheet did not load (CSP or static files)"
+
+    driver.get(base + "/register")
+    fill(driver, {"username": username, "password": TEST_PASSWORD, "confirm": TEST_PASSWORD})
+    assert driver.current_url == base + "/login"
+    assert "Your account is ready" in driver.page_source
+
+    fill(driver, {"username": username, "password": TEST_PASSWORD})
+    assert driver.current_url == base + "/dashboard"
+    assert f"Welcome {username}!" in driver.find_element(By.TAG_NAME, "h1").text
+    cookies = {c["name"]: c for c in driver.get_cookies()}
+    session = cookies["__Host-session"]
+    assert session["secure"] and session["httpOnly"] and session["sameSite"] == "Lax"
+    assert session["path"] == "/" and not session["domain"].startswith(".")
+
+    driver.get(base + "/preferences")
+    driver.find_element(By.CSS_SELECTOR, 'input[name="theme"][value="dark"]').click()
+    driver.find_element(By.CSS_SELECTOR, 'input[name="language"][value="fr"]').click()
+    driver.find_element(By.NAME, "submit").click()
+    driver.get(base + "/dashboard")
+    assert background(driver) == DARK
+    assert "Bienvenue" in driver.page_source
+    driver.save_screenshot(str(tmp_path / "dashboard.png"))
+    if os.environ.get("E2E_SCREENSHOTS"):
+        shutil.copy(tmp_path / "dashboard.png", os.environ["E2E_SCREENSHOTS"])
+
+    driver.get(base + "/logout")
+    driver.find_element(By.NAME, "submit").click()
+    assert "You are logged out." in driver.page_source
+    driver.get(base + "/dashboard")
+    assert driver.current_url.startswith(base + "/login")
+
+    blocked = [
+        e["message"] for e in driver.get_log("browser") if "Content Security" in e["message"]
+    ]
+    assert blocked == []
