@@ -24,7 +24,7 @@ venv: $(STAMP) ## Create .venv with the app and test dependencies (PostgreSQL an
 
 .PHONY: test
 test: $(STAMP) ## Run the unit and integration tests (throwaway PostgreSQL and Redis; no Docker)
-	$(BIN)/pytest --ignore=tests/e2e $(PYTEST_ARGS)
+	$(BIN)/pytest --ignore=tests/e2e --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: $(STAMP) ## Lint, check formatting and type-check the app package

@@ -169,3 +169,38 @@ def test_bcrypt_hash_is_upgraded_at_login_when_the_cost_changes(make_app):
     assert Auth(dearer.test_client()).login("alice").status_code == 302
     with dearer.app_context():
         assert db.session.scalar(db.select(User.password_hash)).startswith("$2b$05$")
+
+
+def test_ending_this_sessions_handle_asks_to_log_out_instead(client, auth):
+    from app.sessions import session_handle
+
+    auth.signed_in("alice")
+    handle = session_handle(client.cookie("__Host-session"))
+    response = client.post_form(f"/account/sessions/{handle}/end", {}, form_page="/logout")
+    assert response.status_code == 302 and response.headers["Location"] == "/logout"
+    assert client.get("/dashboard").status_code == 200
+
+
+def test_sessions_that_vanished_from_redis_are_pruned_from_the_index(make_client, redis_client):
+    laptop, phone = two_devices(make_client)
+    redis_client.delete(f"session:{phone.cookie('__Host-session')}")  # e.g. evicted
+    page = laptop.get("/account").get_data(as_text=True)
+    assert handles(page) == []  # only this device is left to list
+    members = {m.decode() for m in redis_client.zrange("user-sessions:1", 0, -1)}
+    assert members == {laptop.cookie("__Host-session")}
+
+
+def test_confirming_the_password_again_replaces_the_session_in_the_index(
+    app, client, auth, clock, redis_client
+):
+    auth.signed_in("alice", remember=True)
+    clock.advance(app.config["SESSION_IDLE_TIMEOUT"] + 1)
+    assert client.get("/dashboard").status_code == 200  # restored by remember-me, not fresh
+    remembered = client.cookie("__Host-session")
+    response = client.post_form(
+        "/login?next=/account/password", {"username": "alice", "password": PASSWORD}
+    )
+    assert response.headers["Location"] == "/account/password"
+    assert client.get("/account/password").status_code == 200  # fresh now
+    members = {m.decode() for m in redis_client.zrange("user-sessions:1", 0, -1)}
+    assert members == {client.cookie("__Host-session")} and remembered not in members

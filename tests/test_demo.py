@@ -40,3 +40,11 @@ def test_request_info_trusts_exactly_the_configured_proxy_hops(make_app):
     assert data["remote_addr"] == "203.0.113.7"  # the address nginx appended, not the forged one
     no_proxy = make_app(PROXY_FIX_HOPS=0).test_client()
     assert no_proxy.get("/request-info", headers=forged).get_json()["remote_addr"] == "127.0.0.1"
+
+
+def test_served_by_header_only_when_asked(make_app):
+    import socket
+
+    assert "X-Served-By" not in make_app().test_client().get("/healthz").headers
+    shown = make_app(EXPOSE_SERVED_BY=True).test_client().get("/healthz")
+    assert shown.headers["X-Served-By"] == socket.gethostname()
