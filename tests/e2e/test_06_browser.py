@@ -54,14 +54,18 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         driver.quit()
 
 
-def fill(driver, fields: dict[str, str], submit: str = "submit") -> None:
+def submit(driver, fields: dict[str, str], then_shows: str) -> None:
+    """Type into the form's fields, click its submit button, wait for the next page."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     for name, value in fields.items():
         element = driver.find_element(By.NAME, name)
         element.clear()
         element.send_keys(value)
-    driver.find_element(By.NAME, submit).click()
+    driver.find_element(By.NAME, "submit").click()
+    # click() does not wait for the navigation it starts: wait for the page that follows.
+    WebDriverWait(driver, 15).until(lambda d: then_shows in d.page_source)
 
 
 def background(driver) -> str:
@@ -78,11 +82,12 @@ def test_a_person_registers_logs_in_sets_preferences_and_logs_out(
     assert background(driver) == LIGHT, "the stylesheet did not load (CSP or static files)"
 
     driver.get(base + "/register")
-    fill(driver, {"username": username, "password": TEST_PASSWORD, "confirm": TEST_PASSWORD})
+    form = {"username": username, "password": TEST_PASSWORD, "confirm": TEST_PASSWORD}
+    submit(driver, form, then_shows="Your account is ready")
     assert driver.current_url == base + "/login"
     assert "Your account is ready" in driver.page_source
 
-    fill(driver, {"username": username, "password": TEST_PASSWORD})
+    submit(driver, {"username": username, "password": TEST_PASSWORD}, then_shows="Welcome")
     assert driver.current_url == base + "/dashboard"
     assert f"Welcome {username}!" in driver.find_element(By.TAG_NAME, "h1").text
     cookies = {c["name"]: c for c in driver.get_cookies()}
@@ -93,7 +98,7 @@ def test_a_person_registers_logs_in_sets_preferences_and_logs_out(
     driver.get(base + "/preferences")
     driver.find_element(By.CSS_SELECTOR, 'input[name="theme"][value="dark"]').click()
     driver.find_element(By.CSS_SELECTOR, 'input[name="language"][value="fr"]').click()
-    driver.find_element(By.NAME, "submit").click()
+    submit(driver, {}, then_shows="Preferences saved.")
     driver.get(base + "/dashboard")
     assert background(driver) == DARK
     assert "Bienvenue" in driver.page_source
@@ -102,8 +107,7 @@ def test_a_person_registers_logs_in_sets_preferences_and_logs_out(
         shutil.copy(tmp_path / "dashboard.png", os.environ["E2E_SCREENSHOTS"])
 
     driver.get(base + "/logout")
-    driver.find_element(By.NAME, "submit").click()
-    assert "You are logged out." in driver.page_source
+    submit(driver, {}, then_shows="You are logged out.")
     driver.get(base + "/dashboard")
     assert driver.current_url.startswith(base + "/login")
 
