@@ -75,19 +75,22 @@ class TrackedRedisSessionInterface(RedisSessionInterface):
         except RedisError:
             # Answer 503 quickly (see errors.py) rather than hang or 500.
             app.logger.error("session store unavailable", exc_info=True)
-            loaded = self.session_class(sid=self._generate_sid(self.sid_length), permanent=True)
-            loaded.owner_uid = None
-            loaded.unavailable = True
-            return loaded
+            broken = self._new_session()
+            broken.unavailable = True
+            return broken
         auth = loaded.get(AUTH)
         loaded.owner_uid = auth["uid"] if auth else None
         if loaded and time_left(app.config, loaded, now(app.config)) <= 0:
             # Redis' TTL normally removed it already; this covers clock skew and test clocks.
             self.forget(loaded.sid, loaded.owner_uid)
-            fresh = self.session_class(sid=self._generate_sid(self.sid_length), permanent=True)
-            fresh.owner_uid = None
-            return fresh
+            return self._new_session()
         return loaded
+
+    def _new_session(self) -> Any:
+        """Return an empty session under a new id, owned by nobody."""
+        fresh = self.session_class(sid=self._generate_sid(self.sid_length), permanent=True)
+        fresh.owner_uid = None
+        return fresh
 
     def save_session(self, app: Flask, session: Any, response: Response) -> None:
         """Save as Flask-Session does, but delete an emptied session fully, index included."""
