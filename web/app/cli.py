@@ -8,6 +8,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from .auth.service import find_user
 from .extensions import db
 from .models import User
 from .sessions import INDEX_PREFIX, end_all_sessions, list_sessions
@@ -18,8 +19,6 @@ def _when(timestamp: float) -> str:
 
 
 def _users(username: str | None, every: bool) -> list[User]:
-    from .auth.service import find_user
-
     if every == bool(username):
         raise click.UsageError("give exactly one of --user NAME or --all")
     if every:

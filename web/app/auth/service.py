@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import after_this_request, current_app, session
+from flask import after_this_request, current_app, request, session
 from flask.wrappers import Response
-from flask_login import login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 
 from .. import audit
 from ..extensions import db
@@ -72,9 +72,6 @@ def log_out(user: User) -> None:
 
 def reissue_remember_cookie() -> None:
     """After rotating the token, give this device a new remember cookie if it had one."""
-    from flask import request
-    from flask_login import current_user
-
     session["_user_id"] = current_user.get_id()
     if request.cookies.get(current_app.config["REMEMBER_COOKIE_NAME"]):
         session["_remember"] = "set"
