@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user, fresh_login_required, login_required, logout_user
+from flask_login import current_user, fresh_login_required, login_required
 
 from .. import audit
-from ..auth.service import forget_remember_cookie, reissue_remember_cookie
+from ..auth.service import end_other_sessions, sign_out_here
 from ..extensions import db, limiter
 from ..passwords import hashing_slot
-from ..sessions import (
-    current_sid,
-    end_all_sessions,
-    end_current,
-    end_session,
-    list_sessions,
-    session_handle,
-)
+from ..sessions import current_sid, end_all_sessions, end_session, list_sessions, session_handle
 from .forms import DeleteAccountForm, EndSessionForm, PasswordChangeForm
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -62,9 +55,7 @@ def end_one(handle: str) -> ResponseReturnValue:
 @bp.post("/sessions/end-others")
 def end_others() -> ResponseReturnValue:
     """End every other session and every remember-me cookie; this one stays."""
-    ended = end_all_sessions(current_user.id, keep_sid=current_sid())
-    current_user.rotate_remember_token()
-    reissue_remember_cookie()
+    ended = end_other_sessions(current_user)
     audit.record(current_user, "other_sessions_ended")
     db.session.commit()
     flash(f"Ended {ended} other session{'s' if ended != 1 else ''}.", "success")
@@ -87,9 +78,7 @@ def password() -> ResponseReturnValue:
         if not ok:
             form.current.errors.append("That is not your current password.")
             return render_template("account/password.html", form=form), 422
-        end_all_sessions(current_user.id, keep_sid=current_sid())
-        current_user.rotate_remember_token()
-        reissue_remember_cookie()
+        end_other_sessions(current_user)
         audit.record(current_user, "password_changed")
         db.session.commit()
         flash("Password changed. Your other sessions have ended.", "success")
@@ -113,8 +102,6 @@ def delete() -> ResponseReturnValue:
         db.session.delete(user)
         db.session.commit()
         current_app.logger.info("account deleted: user id %s", user.id)
-        logout_user()
-        end_current()
-        forget_remember_cookie()
+        sign_out_here()
         return render_template("account/deleted.html", ended=ended)
     return render_template("account/delete.html", form=form), 422 if form.errors else 200

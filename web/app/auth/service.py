@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from flask import after_this_request, current_app, request, session
 from flask.wrappers import Response
-from flask_login import current_user, login_user, logout_user
+from flask_login import login_user, logout_user
 
 from .. import audit
 from ..extensions import db
 from ..models import User, username_key
 from ..passwords import burn_equal_work, hashing_slot
-from ..sessions import end_current, start_authenticated
+from ..sessions import current_sid, end_all_sessions, end_current, start_authenticated
 
 
 def find_user(username: str) -> User | None:
@@ -61,17 +61,29 @@ def forget_remember_cookie() -> None:
         return response
 
 
-def log_out(user: User) -> None:
-    """End this session on the server and revoke every remember-me cookie; caller commits."""
-    user.rotate_remember_token()
-    audit.record(user, "logout")
+def sign_out_here() -> None:
+    """Sign this browser out: its session deleted from Redis, its remember cookie removed."""
     logout_user()
     end_current()
     forget_remember_cookie()
 
 
-def reissue_remember_cookie() -> None:
-    """After rotating the token, give this device a new remember cookie if it had one."""
-    session["_user_id"] = current_user.get_id()
+def log_out(user: User) -> None:
+    """End this session on the server and revoke every remember-me cookie; caller commits."""
+    user.rotate_remember_token()
+    audit.record(user, "logout")
+    sign_out_here()
+
+
+def end_other_sessions(user: User) -> int:
+    """End the user's other sessions and revoke every remember-me cookie; keep this one.
+
+    This device gets a new remember cookie if it had one. Returns how many sessions ended;
+    the caller records the event and commits.
+    """
+    ended = end_all_sessions(user.id, keep_sid=current_sid())
+    user.rotate_remember_token()
+    session["_user_id"] = user.get_id()
     if request.cookies.get(current_app.config["REMEMBER_COOKIE_NAME"]):
         session["_remember"] = "set"
+    return ended
