@@ -140,10 +140,12 @@ class TrackedRedisSessionInterface(RedisSessionInterface):
             pipe.zrem(index_key(user_id), sid)
         pipe.execute()
 
-    def load(self, sid: str) -> dict[str, Any] | None:
-        """Return the stored data of session `sid`, or None."""
-        raw = self.client.get(self._get_store_id(sid))
-        return self.serializer.decode(raw) if raw else None
+    def load_many(self, sids: list[str]) -> list[dict[str, Any] | None]:
+        """Return the stored data of each session in `sids` (None if gone), in one round trip."""
+        if not sids:
+            return []
+        raws = self.client.mget([self._get_store_id(sid) for sid in sids])
+        return [self.serializer.decode(raw) if raw else None for raw in raws]
 
 
 def _interface() -> TrackedRedisSessionInterface:
@@ -198,8 +200,7 @@ def list_sessions(user_id: int, current: str | None = None) -> list[SessionInfo]
         s.decode() for s in interface.client.zrangebyscore(index_key(user_id), at * 1000, "+inf")
     ]
     infos, dead = [], []
-    for sid in sids:
-        data = interface.load(sid)
+    for sid, data in zip(sids, interface.load_many(sids), strict=True):
         auth = data.get(AUTH) if data else None
         if (
             not data
