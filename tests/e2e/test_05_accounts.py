@@ -24,11 +24,6 @@ def device(stack: Stack, user_agent: str) -> requests.Session:
     return client
 
 
-def signed_in(stack: Stack, client: requests.Session, username: str, remember: bool = False):
-    stack.login(client, username, remember=remember)
-    return client
-
-
 def is_anonymous(stack: Stack, client: requests.Session) -> bool:
     response = client.get(stack.base_url + "/dashboard", allow_redirects=False, timeout=10)
     return response.status_code == 302 and "/login" in response.headers["Location"]
@@ -45,8 +40,8 @@ def test_sessions_page_shows_two_devices_and_ends_one(stack: Stack) -> None:
     username = new_username()
     laptop, phone = device(stack, FIREFOX), device(stack, SAFARI)
     stack.register(laptop, username)
-    signed_in(stack, laptop, username)
-    signed_in(stack, phone, username)
+    stack.login(laptop, username)
+    stack.login(phone, username)
 
     page = laptop.get(stack.base_url + "/account", timeout=10).text
     assert "Firefox on Ubuntu" in page and "Mobile Safari on iOS" in page
@@ -69,7 +64,7 @@ def test_remember_cookie_replayed_after_logout_is_anonymous(stack: Stack) -> Non
     username = new_username()
     client = stack.session()
     stack.register(client, username)
-    signed_in(stack, client, username, remember=True)
+    stack.login(client, username, remember=True)
     stolen = client.cookies.get("__Host-remember")
     assert stolen
     assert not is_anonymous(stack, replay(stack, stolen))  # control: it works before logout
@@ -81,8 +76,8 @@ def test_remember_cookie_replayed_after_password_change_is_anonymous(stack: Stac
     username = new_username()
     laptop, phone = stack.session(), stack.session()
     stack.register(laptop, username)
-    signed_in(stack, laptop, username)
-    signed_in(stack, phone, username, remember=True)
+    stack.login(laptop, username)
+    stack.login(phone, username, remember=True)
     stolen = phone.cookies.get("__Host-remember")
     new = TEST_PASSWORD + " changed"
     changed = stack.post_form(
