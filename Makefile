@@ -62,6 +62,10 @@ logs: ## Follow the logs (SERVICE=web for one service)
 ps: ## Show the containers, their health and the published ports
 	$(COMPOSE) ps -a
 
+.PHONY: deploy
+deploy: ## Build, migrate, then replace the web replicas one by one (no failed request)
+	deploy/rollout.sh
+
 .PHONY: migrate
 migrate: ## Apply the database migrations (the one-shot migrate service)
 	$(COMPOSE) run --rm migrate

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import time
+from pathlib import Path
 
 
 def _int_env(name: str, default: int) -> int:
@@ -26,8 +29,8 @@ threads = _int_env("GUNICORN_THREADS", 4)
 
 # A request that takes longer than 30 s is a bug: the worker is killed and replaced.
 timeout = _int_env("GUNICORN_TIMEOUT", 30)
-# On SIGTERM (docker stop) in-flight requests get up to 20 s to finish; compose's
-# stop_grace_period for web is 25 s, so docker never SIGKILLs a draining worker.
+# After the drain (below), in-flight requests get up to 20 s to finish. compose's
+# stop_grace_period for web (30 s) covers drain + graceful_timeout: docker never SIGKILLs.
 graceful_timeout = 20
 # Idle keep-alive seconds. Must be LONGER than the idle timeout of the proxy in front
 # (nginx's upstream keepalive_timeout defaults to 60 s) so that an idle connection is always
@@ -79,3 +82,51 @@ def post_fork(server: object, worker: object) -> None:
 # No runtime control socket (gunicorn >= 25): the root filesystem is read-only and replicas
 # are added or removed with `docker compose up --scale web=N`, not by gunicornc.
 control_socket_disable = True
+
+
+# Graceful drain. On SIGTERM (docker stop, scale-in, `make deploy`) the replica first marks
+# itself as draining (/readyz answers 503 while DRAIN_FILE exists) and keeps serving for
+# DRAIN_SECONDS, longer than nginx's DNS refresh (~2 s): where the platform removes a
+# stopping replica from service discovery at once (Swarm, Kubernetes), nginx stops choosing
+# it meanwhile. Only then does gunicorn close its listener (nginx retries a refused
+# connection on another replica and skips this one, see nginx/upstream.conf), finish the
+# in-flight requests and exit.
+drain_seconds = int(os.environ.get("DRAIN_SECONDS") or 5)
+drain_file = os.environ.get("DRAIN_FILE", "")
+
+
+def when_ready(server: object) -> None:
+    """Make SIGTERM drain first, then stop gracefully as gunicorn always does."""
+    flag = Path(drain_file) if drain_file else None
+    if flag:
+        flag.unlink(missing_ok=True)  # a restarted container starts ready
+    stop = server.handle_term  # type: ignore[attr-defined]
+
+    def drain_then_stop() -> None:
+        if flag:
+            flag.touch()
+        server.log.info("draining for %s s before stopping", drain_seconds)  # type: ignore[attr-defined]
+        time.sleep(drain_seconds)  # the arbiter has nothing else to do meanwhile
+        stop()
+
+    # The arbiter dispatches each queued signal to its handle_<name> method.
+    server.handle_term = drain_then_stop  # type: ignore[attr-defined]
+
+
+def post_worker_init(worker: object) -> None:
+    """Close this worker's copy of the listener the moment it is told to stop.
+
+    gunicorn's workers stop accepting on SIGTERM but keep the listening socket open until
+    they exit, so the kernel goes on completing connections nobody will accept, then resets
+    them (a POST nginx already sent on one fails with 502). Closed at once, the socket
+    refuses instead, and nginx retries a refused connection on another replica.
+    """
+    stop = worker.handle_exit  # type: ignore[attr-defined]
+
+    def close_listener_then_stop(signum: int, frame: object) -> None:
+        for listener in worker.sockets:  # type: ignore[attr-defined]
+            listener.close()
+        stop(signum, frame)
+
+    signal.signal(signal.SIGTERM, close_listener_then_stop)
+    signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn sets it: no EINTR mid-request

@@ -72,6 +72,12 @@ class Stack:
             raise AssertionError(f"docker compose {' '.join(args)} failed:\n{proc.stderr}")
         return proc.stdout
 
+    def make_env(self) -> dict[str, str]:
+        """Return the variables that point a `make` target's compose at this project."""
+        env_file = self.tmp / "empty.env"
+        files = f"-f {ROOT / 'docker-compose.yml'} -f {COMPOSE_E2E}"
+        return {"COMPOSE": f"docker compose -p {self.project} --env-file {env_file} {files}"}
+
     def up(self, *args: str, build: bool = False) -> None:
         """Start (or converge) the stack and wait until every service is healthy."""
         extra = ["--build"] if build else []

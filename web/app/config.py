@@ -105,6 +105,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "TRUSTED_HOSTS_EXTRA": hosts,
         "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
         "EXPOSE_SERVED_BY": _bool(env, "EXPOSE_SERVED_BY", False),
+        # gunicorn creates this file when it starts draining (gunicorn.conf.py); /readyz
+        # then answers 503. Empty: never draining (tests, flask run).
+        "DRAIN_FILE": _str(env, "DRAIN_FILE", ""),
         # Sessions: server-side in Redis; the cookie holds an opaque id only.
         "SESSION_COOKIE_SECURE": secure_cookies,
         # __Host- means: Secure, Path=/, no Domain. Browsers refuse it over plain HTTP.

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+from alembic.script import ScriptDirectory
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from redis import RedisError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ProgrammingError, SQLAlchemyError
 
 from ..extensions import db, limiter
 
@@ -22,16 +25,56 @@ def healthz() -> ResponseReturnValue:
 @bp.get("/readyz")
 @limiter.exempt
 def readyz() -> ResponseReturnValue:
-    """Say whether PostgreSQL and Redis both answer (503 naming the one that does not)."""
-    checks = {"postgres": "ok", "redis": "ok"}
-    try:
-        db.session.execute(db.text("SELECT 1"))
-    except SQLAlchemyError:
-        db.session.rollback()
+    """Say whether this replica should get traffic; 503 naming what is not ready.
+
+    Not ready while draining (gunicorn got SIGTERM), while PostgreSQL or Redis does not
+    answer, or while the database is behind the migrations this image carries.
+    """
+    checks = {"postgres": "ok", "redis": "ok", "schema": schema_state()}
+    if checks["schema"] == "unknown":
         checks["postgres"] = "unavailable"
     try:
         current_app.extensions["redis"].ping()
     except RedisError:
         checks["redis"] = "unavailable"
-    ready = all(v == "ok" for v in checks.values())
-    return jsonify(status="ready" if ready else "unavailable", checks=checks), 200 if ready else 503
+    draining = draining_now()
+    ready = not draining and all(v == "ok" for v in checks.values())
+    status = "ready" if ready else "draining" if draining else "unavailable"
+    return jsonify(status=status, checks=checks), 200 if ready else 503
+
+
+def draining_now() -> bool:
+    """Return whether gunicorn is draining this replica (it creates DRAIN_FILE on SIGTERM)."""
+    flag = current_app.config["DRAIN_FILE"]
+    return bool(flag) and os.path.exists(flag)
+
+
+def schema_state() -> str:
+    """Compare the database's Alembic revision with this image's head.
+
+    "ok" at the head, or ahead of it (a newer image migrated it: expand/contract keeps the
+    old code working, so old replicas stay ready during a deploy); "behind" when the image
+    carries migrations the database lacks; "unknown" when PostgreSQL does not answer.
+    """
+    script = migration_scripts()
+    try:
+        current = set(db.session.scalars(db.text("SELECT version_num FROM alembic_version")))
+    except ProgrammingError:  # no alembic_version table: never migrated
+        db.session.rollback()
+        return "behind"
+    except SQLAlchemyError:
+        db.session.rollback()
+        return "unknown"
+    known = {rev.revision for rev in script.walk_revisions()}
+    if current - known:
+        return "ok"  # a revision this image does not know: the database is ahead
+    return "ok" if current == set(script.get_heads()) else "behind"
+
+
+def migration_scripts() -> ScriptDirectory:
+    """Return the image's migration scripts, read once per process."""
+    scripts = current_app.extensions.get("migration_scripts")
+    if scripts is None:
+        scripts = ScriptDirectory(current_app.extensions["migrate"].directory)
+        current_app.extensions["migration_scripts"] = scripts
+    return scripts

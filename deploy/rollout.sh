@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# `make deploy`: replace the web replicas of a running compose stack one by one, with nginx
+# serving throughout. Build the new image, migrate the database, then for each old replica:
+# start a new one, wait until it is healthy and ready (/readyz: PostgreSQL, Redis and the
+# schema at this image's head), let nginx take it into rotation, then stop the old one
+# (it drains; see web/gunicorn.conf.py). Ends with as many replicas as it found (at least
+# one). If the new image does not become ready, it is removed and no old replica is touched.
+#
+# Settings (environment): COMPOSE (the compose command, with -p/-f as needed),
+# DEPLOY_BUILD=no (deploy the already-built $WEB_IMAGE), DEPLOY_READY_TIMEOUT (s, 120),
+# DEPLOY_SETTLE (s, 10: nginx's fail_timeout, nginx/upstream.conf).
+set -Eeuo pipefail
+
+read -r -a compose <<< "${COMPOSE:-docker compose}"
+ready_timeout="${DEPLOY_READY_TIMEOUT:-120}"
+settle="${DEPLOY_SETTLE:-10}"
+
+log() { printf 'deploy: %s\n' "$*"; }
+die() { printf 'deploy: %s\n' "$*" >&2; exit 1; }
+
+running_web() { "${compose[@]}" ps -q web; }
+
+# The replica's own answer to /readyz (from inside: web publishes no port).
+is_ready() {
+	docker exec "$1" python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/readyz', timeout=2)" \
+		>/dev/null 2>&1
+}
+
+# wait_ready ID: return 0 once healthy and ready, 1 if it stops, restarts or times out.
+wait_ready() {
+	local id="$1" deadline=$((SECONDS + ready_timeout)) state health restarts
+	while ((SECONDS < deadline)); do
+		read -r state health restarts < <(docker inspect -f \
+			'{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.RestartCount}}' "$id")
+		if [ "$state" != running ] || [ "$restarts" != 0 ]; then
+			return 1
+		fi
+		if [ "$health" = healthy ] && is_ready "$id"; then
+			return 0
+		fi
+		sleep 1
+	done
+	return 1
+}
+
+started=$SECONDS
+if [ "${DEPLOY_BUILD:-yes}" != no ]; then
+	log "building the web image"
+	"${compose[@]}" build web
+fi
+
+log "running the migrations"
+"${compose[@]}" run --rm migrate || die "the migrations failed: no replica was replaced"
+
+mapfile -t old < <(running_web)
+total=${#old[@]}
+if ((total == 0)); then
+	log "no web replica is running: starting one"
+	"${compose[@]}" up -d --wait web
+	exit 0
+fi
+log "replacing ${total} replica(s) one by one"
+
+for id in "${old[@]}"; do
+	mapfile -t before < <(running_web)
+	"${compose[@]}" up -d --no-deps --no-recreate --scale web="$((${#before[@]} + 1))" web
+	new="$(comm -13 <(printf '%s\n' "${before[@]}" | sort) <(running_web | sort) | head -n 1)"
+	[ -n "$new" ] || die "no new replica was started"
+	if ! wait_ready "$new"; then
+		printf 'deploy: the new replica did not become ready in %s s; its last log lines:\n' \
+			"$ready_timeout" >&2
+		docker logs --tail 20 "$new" 2>&1 | sed 's/^/  | /' >&2
+		docker rm -f "$new" >/dev/null
+		die "stopped: the running replicas were not touched"
+	fi
+	log "new replica ${new:0:12} is ready; in rotation after ${settle} s"
+	sleep "$settle"
+	log "stopping old replica ${id:0:12} (it drains first)"
+	docker stop "$id" >/dev/null
+	docker rm "$id" >/dev/null
+done
+log "done: ${total} replica(s) replaced in $((SECONDS - started)) s"
