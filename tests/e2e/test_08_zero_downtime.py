@@ -75,6 +75,11 @@ def test_make_deploy_replaces_every_replica_and_drops_nothing(stack: Stack) -> N
         assert not before & after, "an old replica is still running"
         print(f"make deploy took {took:.1f} s")
         assert_no_failures(tally.summary("make deploy"), sum(tally.failures.values()))
+        # The next plain `up` finds the deployed replicas current: it recreates nothing.
+        nginx = stack.compose("ps", "-q", "nginx").split()
+        stack.up("--scale", "web=2")
+        assert set(stack.compose("ps", "-q", "web").split()) == after
+        assert stack.compose("ps", "-q", "nginx").split() == nginx
     finally:
         stack.up("--scale", "web=1")
 

@@ -13,6 +13,7 @@ from typing import Any
 import redis
 from flask import Flask
 from flask.wrappers import Response
+from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as config_module
@@ -122,9 +123,12 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def register_request_hooks(app: Flask) -> None:
-    """Expose preferences to templates and, when asked, which replica answered."""
+    """Refuse NUL input, expose preferences to templates, and mark signed-in pages no-store."""
+    from . import inputs
     from .i18n import translator
     from .preferences.cookies import current_preferences
+
+    inputs.register(app)
 
     @app.context_processor
     def inject_preferences() -> dict[str, Any]:
@@ -134,6 +138,13 @@ def register_request_hooks(app: Flask) -> None:
     @app.template_filter("timestamp")
     def timestamp(value: float) -> str:
         return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    @app.after_request
+    def no_store_when_signed_in(response: Response) -> Response:
+        # A signed-in page must not stay in a shared or back-button cache after logout.
+        if current_user.is_authenticated:
+            response.headers["Cache-Control"] = "no-store"
+        return response
 
     if app.config["EXPOSE_SERVED_BY"]:
         hostname = socket.gethostname()

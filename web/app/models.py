@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .extensions import bcrypt, db
 
 USERNAME_MAX = 32
+USERNAME_KEY_MAX = USERNAME_MAX * 3  # NFKC may expand a name; the form checks this
 
 
 def utcnow() -> datetime:
@@ -36,7 +37,7 @@ class User(db.Model):  # type: ignore[name-defined,misc]
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(sa.String(USERNAME_MAX))
-    username_key: Mapped[str] = mapped_column(sa.String(USERNAME_MAX * 3), unique=True)
+    username_key: Mapped[str] = mapped_column(sa.String(USERNAME_KEY_MAX), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(60))
     remember_token: Mapped[str] = mapped_column(sa.String(64), default=new_remember_token)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)

@@ -7,7 +7,7 @@ import re
 from wtforms import Field, Form
 from wtforms.validators import ValidationError
 
-from .models import USERNAME_MAX
+from .models import USERNAME_KEY_MAX, USERNAME_MAX, username_key
 from .passwords import MAX_BYTES, password_problem
 
 # Letters (any script), digits, and . _ - ; what a profile URL can carry without surprises.
@@ -25,6 +25,9 @@ def valid_username(form: Form, field: Field) -> None:
         raise ValidationError(
             "Use letters, digits, dots, dashes and underscores, starting with a letter or digit."
         )
+    if len(username_key(value)) > USERNAME_KEY_MAX:
+        # Some characters (such as U+FDFA) expand to many under Unicode normalisation.
+        raise ValidationError("This name is too long once normalised: use simpler characters.")
 
 
 def new_password(form: Form, field: Field) -> None:

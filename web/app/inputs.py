@@ -1,0 +1,32 @@
+"""Refuse what no field accepts before a view sees it: NUL characters.
+
+PostgreSQL cannot store or compare text holding NUL (U+0000); left alone, a NUL typed into
+any field or URL would reach a query and answer 500. Every other character is the forms'
+business (they say what is wrong with a value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from flask import Flask, abort, request
+
+NUL = "\x00"
+MESSAGE = "The request contains a NUL character (\\0), which no field accepts."
+
+
+def _has_nul(values: Iterable[str]) -> bool:
+    return any(NUL in value for value in values)
+
+
+def register(app: Flask) -> None:
+    """Answer 400 to a request whose path, query, form or URL variables hold a NUL."""
+
+    @app.before_request
+    def refuse_nul() -> None:
+        parts = [request.path, *(request.view_args or {}).values()]
+        for multi in (request.args, request.form):
+            for key, values in multi.lists():
+                parts += [key, *values]
+        if _has_nul(str(part) for part in parts):
+            abort(400, description=MESSAGE)
