@@ -15,10 +15,7 @@ import pytest
     ],
 )
 def test_a_nul_character_anywhere_is_a_400_that_says_so(client, method, path, data):
-    if method == "post":
-        response = client.post_form(path, data)
-    else:
-        response = client.get(path)
+    response = client.post_form(path, data) if method == "post" else client.get(path)
     assert response.status_code == 400
     assert "NUL character" in response.get_data(as_text=True)
 
