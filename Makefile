@@ -108,19 +108,25 @@ redis-cli: ## Open redis-cli, authenticated from the generated secret
 	$(COMPOSE) exec redis sh -c 'REDISCLI_AUTH="$$(cat /run/secrets/redis/password)" exec redis-cli'
 
 .PHONY: backup
-backup: ## Dump the database to backups/<time>.dump (pg_dump custom format)
-	mkdir -p $(BACKUP_DIR)
-	$(COMPOSE) exec -T db sh -c 'pg_dump -U "$$POSTGRES_USER" -d "$$POSTGRES_DB" -Fc' \
-		> $(BACKUP_DIR)/$$(date -u +%Y%m%dT%H%M%SZ).dump
-	@ls -l $(BACKUP_DIR) | tail -1
+backup: ## Dump the database to backups/<time>.dump (pg_dump custom format; owner-only files)
+	@# The dump holds password hashes: the folder and files are readable by their owner only.
+	umask 077 && mkdir -p $(BACKUP_DIR) && chmod 700 $(BACKUP_DIR) \
+		&& out="$(BACKUP_DIR)/$$(date -u +%Y%m%dT%H%M%SZ).dump" \
+		&& $(COMPOSE) exec -T db sh -c 'pg_dump -U "$$POSTGRES_USER" -d "$$POSTGRES_DB" -Fc' \
+			> "$$out.partial" && mv "$$out.partial" "$$out" && ls -l "$$out"
 
 .PHONY: restore
-restore: ## Restore a dump over the database: make restore FILE=backups/<time>.dump
+restore: ## Restore a dump over the database and end every session: make restore FILE=...
 	@test -f "$(FILE)" || { echo 'usage: make restore FILE=backups/<time>.dump' >&2; exit 2; }
 	$(COMPOSE) stop web
 	$(COMPOSE) exec -T db sh -c \
 		'pg_restore -U "$$POSTGRES_USER" -d "$$POSTGRES_DB" --clean --if-exists --no-owner' < "$(FILE)"
+	@# The accounts the sessions and remember-me cookies vouch for may have changed: end them
+	@# all before web serves again.
+	$(COMPOSE) run --rm migrate
+	$(COMPOSE) run --rm migrate flask sessions revoke --all
 	$(COMPOSE) up -d --wait
+	@echo "restored $(FILE); every session and remember-me cookie was ended: everyone signs in again"
 
 .PHONY: e2e
 e2e: $(STAMP) ## Run the end-to-end tests against a throwaway copy of the real stack

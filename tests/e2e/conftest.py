@@ -55,12 +55,15 @@ class Stack:
     def base_url(self) -> str:
         return f"https://127.0.0.1:{self.https_port}"
 
+    def compose_command(self) -> list[str]:
+        """Return the `docker compose` command line for this project."""
+        cmd = ["docker", "compose", "-p", self.project, "--env-file", str(self.tmp / "empty.env")]
+        return [*cmd, "-f", str(ROOT / "docker-compose.yml"), "-f", str(COMPOSE_E2E)]
+
     def compose(self, *args: str, check: bool = True, timeout: int = 120) -> str:
         """Run `docker compose` on this project and return its stdout."""
-        cmd = ["docker", "compose", "-p", self.project, "--env-file", str(self.tmp / "empty.env")]
-        cmd += ["-f", str(ROOT / "docker-compose.yml"), "-f", str(COMPOSE_E2E)]
         proc = subprocess.run(
-            [*cmd, *args],
+            [*self.compose_command(), *args],
             cwd=ROOT,
             env=self.env,
             capture_output=True,
@@ -74,9 +77,7 @@ class Stack:
 
     def make_env(self) -> dict[str, str]:
         """Return the variables that point a `make` target's compose at this project."""
-        env_file = self.tmp / "empty.env"
-        files = f"-f {ROOT / 'docker-compose.yml'} -f {COMPOSE_E2E}"
-        return {"COMPOSE": f"docker compose -p {self.project} --env-file {env_file} {files}"}
+        return {"COMPOSE": " ".join(self.compose_command())}
 
     def up(self, *args: str, build: bool = False) -> None:
         """Start (or converge) the stack and wait until every service is healthy."""

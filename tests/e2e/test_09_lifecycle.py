@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
@@ -80,3 +81,24 @@ def test_data_sessions_and_secrets_survive_down_and_up(
     # PostgreSQL kept the account: a fresh client can log in again.
     with stack.session() as fresh:
         stack.login(fresh, username)
+
+
+def test_a_lost_secrets_volume_stops_the_stack_with_one_clear_line(stack: Stack) -> None:
+    # Last: it leaves the stack unable to start (the fixture removes it with its volumes).
+    stack.compose("down", "-t", "10", timeout=180)
+    volume = f"{stack.project}_secrets"
+    subprocess.run(["docker", "volume", "rm", volume], check=True, capture_output=True)
+
+    started = subprocess.run(
+        [*stack.compose_command(), "up", "-d", "--wait"],
+        cwd=stack.tmp,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert started.returncode != 0, "the stack started with a new database password"
+    logs = stack.compose("logs", "--no-color", "secrets")
+    assert "postgres_password is missing but the database" in logs
+    assert not stack.compose("ps", "-q", "web").split(), "web started anyway"

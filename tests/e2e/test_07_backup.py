@@ -1,0 +1,58 @@
+"""make backup / make restore on the real stack: owner-only dumps, data back, sessions ended."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, Stack, new_username
+
+pytestmark = pytest.mark.e2e
+
+
+def make(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a make target against the test's compose project."""
+    result = subprocess.run(
+        ["make", *args],
+        cwd=ROOT,
+        env={**stack.env, **stack.make_env()},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_backup_then_restore_brings_the_data_back_and_ends_every_session(
+    stack: Stack, tmp_path: Path
+) -> None:
+    kept, later = new_username(), new_username()
+    with stack.session() as before:
+        stack.register(before, kept)
+        stack.login(before, kept, remember=True)
+
+        make(stack, "backup", f"BACKUP_DIR={tmp_path / 'backups'}")
+        [dump] = (tmp_path / "backups").iterdir()
+        assert stat.S_IMODE(dump.stat().st_mode) == 0o600, "the dump is readable by others"
+        assert stat.S_IMODE(dump.parent.stat().st_mode) == 0o700
+
+        with stack.session() as other:
+            stack.register(other, later)  # made after the backup: the restore removes it
+
+        restored = make(stack, "restore", f"FILE={dump}")
+        assert "every session and remember-me cookie was ended" in restored.stdout
+
+        # The session and the remember-me cookie from before the restore no longer sign in.
+        dashboard = before.get(stack.base_url + "/dashboard", timeout=10, allow_redirects=False)
+        assert dashboard.status_code == 302, "a session survived the restore"
+    with stack.session() as fresh:
+        stack.login(fresh, kept)  # the account from the backup is there
+    with stack.session() as fresh:
+        form = {"username": later, "password": "correct horse battery staple 42"}
+        resp = stack.post_form(fresh, "/login", form)
+        assert "Welcome" not in resp.text, "an account made after the backup survived"
