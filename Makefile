@@ -104,8 +104,8 @@ psql: ## Open psql on the application database
 	$(COMPOSE) exec db sh -c 'psql -U "$$POSTGRES_USER" -d "$$POSTGRES_DB"'
 
 .PHONY: redis-cli
-redis-cli: ## Open redis-cli, authenticated from the generated secret
-	$(COMPOSE) exec redis sh -c 'REDISCLI_AUTH="$$(cat /run/secrets/redis/password)" exec redis-cli'
+redis-cli: ## Open redis-cli as the admin user, authenticated from the generated secret
+	$(COMPOSE) exec redis sh -c 'REDISCLI_AUTH="$$(cat /run/secrets/redis/admin_password)" exec redis-cli --user admin'
 
 .PHONY: backup
 backup: ## Dump the database to backups/<time>.dump (pg_dump custom format; owner-only files)

@@ -50,9 +50,10 @@ file_env REDIS_URL
 if [ -z "$REDIS_URL" ]; then
 	file_env REDIS_PASSWORD
 	if [ -n "$REDIS_PASSWORD" ]; then
-		: "${REDIS_HOST:=redis}" "${REDIS_PORT:=6379}" "${REDIS_DB:=0}"
+		: "${REDIS_HOST:=redis}" "${REDIS_PORT:=6379}" "${REDIS_DB:=0}" "${REDIS_USER:=}"
+		redis_user="$(printf '%s' "$REDIS_USER" | urlencode)"
 		redis_pass="$(printf '%s' "$REDIS_PASSWORD" | urlencode)"
-		export REDIS_URL="redis://:${redis_pass}@${REDIS_HOST}:${REDIS_PORT}/${REDIS_DB}"
+		export REDIS_URL="redis://${redis_user}:${redis_pass}@${REDIS_HOST}:${REDIS_PORT}/${REDIS_DB}"
 		unset redis_pass
 	fi
 	unset REDIS_PASSWORD

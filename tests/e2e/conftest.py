@@ -99,11 +99,12 @@ class Stack:
         ).stdout
         return json.loads(out)[0]
 
-    def redis(self, *args: str) -> str:
-        """Run redis-cli in the redis container, authenticated from the generated secret."""
+    def redis(self, *args: str, user: str = "admin") -> str:
+        """Run redis-cli in the redis container as `user` (default: admin, as make redis-cli)."""
         quoted = " ".join(f"'{a}'" for a in args)
+        secret = f"/run/secrets/redis/{user}_password"
         return self.exec(
-            "redis", f'REDISCLI_AUTH="$(cat /run/secrets/redis/password)" redis-cli {quoted}'
+            "redis", f'REDISCLI_AUTH="$(cat {secret})" redis-cli --user {user} {quoted}'
         )
 
     def session(self) -> requests.Session:

@@ -102,7 +102,7 @@ def test_readiness_sees_postgres_redis_and_the_schema(stack: Stack) -> None:
 def test_redis_needs_the_password_and_keeps_it_out_of_argv(stack: Stack) -> None:
     anonymous = stack.exec("redis", "redis-cli ping 2>&1 || true")
     assert "NOAUTH" in anonymous
-    password = stack.exec("redis", "cat /run/secrets/redis/password")
+    password = stack.exec("redis", "cat /run/secrets/redis/admin_password")
     assert len(password) >= 32
     argv = stack.exec("redis", "tr '\\0' ' ' < /proc/1/cmdline")
     assert password not in argv
@@ -123,6 +123,45 @@ def test_web_secrets_are_files_only_the_app_user_can_read(stack: Stack) -> None:
     environment = stack.exec("web", "tr '\\0' '\\n' < /proc/1/environ")
     assert "SECRET_KEY_FILE=" in environment or "SECRET_KEY=" in environment
     assert "POSTGRES_PASSWORD=" not in environment  # only the URL built from it
+
+
+WEB_ROLE_PROBE = """
+import os, sqlalchemy as sa
+with sa.create_engine(os.environ["DATABASE_URL"]).connect() as c:
+    print(c.exec_driver_sql("SELECT current_user").scalar())
+    try:
+        c.exec_driver_sql("CREATE TABLE intruder (id int)")
+        print("created")
+    except sa.exc.ProgrammingError:
+        print("refused")
+"""
+
+
+def test_web_logs_in_as_a_role_that_cannot_change_the_schema(stack: Stack) -> None:
+    assert "postgres_password" not in stack.exec("web", "ls /run/secrets/app").split()
+    out = stack.exec("web", f"docker-entrypoint.sh python -c '{WEB_ROLE_PROBE}'").split()
+    assert out == ["app_web", "refused"]
+
+
+APP_REDIS_PROBE = """
+import os, redis
+r = redis.Redis.from_url(os.environ["REDIS_URL"])
+r.set("session:acl-probe", "1", ex=5)
+print("data-ok")
+for command in (("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*"), ("GET", "other:key")):
+    try:
+        r.execute_command(*command)
+        print("allowed", command[0])
+    except redis.exceptions.NoPermissionError:
+        print("denied")
+"""
+
+
+def test_the_apps_redis_user_cannot_flush_configure_or_list_keys(stack: Stack) -> None:
+    out = stack.exec("web", f"docker-entrypoint.sh python -c '{APP_REDIS_PROBE}'").split()
+    assert out == ["data-ok", "denied", "denied", "denied", "denied"]
+    assert "PONG" in stack.redis("ping", user="probe")
+    assert "NOPERM" in stack.redis("get", "session:acl-probe", user="probe")
 
 
 def test_web_root_filesystem_is_read_only(stack: Stack) -> None:

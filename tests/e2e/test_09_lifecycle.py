@@ -12,7 +12,7 @@ from .conftest import Stack, new_username
 
 pytestmark = pytest.mark.e2e
 
-SECRET_FILES = ("secret_key", "postgres_password", "redis_password")
+SECRET_FILES = ("secret_key", "postgres_app_password", "redis_password")
 
 
 def fingerprints(stack: Stack) -> dict[str, str]:

@@ -156,7 +156,9 @@ def register_request_hooks(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    """Add the operator commands (`flask sessions ...`)."""
+    """Add the operator commands (`flask sessions ...`, `flask access grant`)."""
+    from .access import access_cli
     from .cli import sessions_cli
 
     app.cli.add_command(sessions_cli)
+    app.cli.add_command(access_cli)
