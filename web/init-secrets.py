@@ -44,11 +44,12 @@ SECRETS = {
 WEB_SECRETS = ("secret_key", "postgres_app_password", "redis_password")
 
 # Redis users. `app` (web, migrate) may run data and scripting commands on the app's own
-# keys (sessions, their per-user index, rate-limit counters) and nothing dangerous: no
+# keys (sessions, their per-user index, rate-limit counters, the addresses an account
+# signed in from) and nothing dangerous: no
 # FLUSHALL, CONFIG, KEYS, DEBUG, SHUTDOWN. `probe` may only PING (the healthcheck); `admin`
 # is for an operator (`make redis-cli`). The default user is off.
 REDIS_APP_RULES = (
-    "resetkeys ~session:* ~user-sessions:* ~LIMITS:* resetchannels "
+    "resetkeys ~session:* ~user-sessions:* ~LIMITS:* ~known-addresses:* resetchannels "
     "-@all +@read +@write +@scripting +@connection +@transaction -@dangerous -@admin"
 )
 REDIS_USERS = {

@@ -144,7 +144,14 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "RATELIMIT_KEY_PREFIX": "ratelimit",
         "RATELIMIT_LOGIN": _str(env, "RATELIMIT_LOGIN", "10/minute;100/hour"),
         "RATELIMIT_REGISTER": _str(env, "RATELIMIT_REGISTER", "5/minute;30/hour"),
-        "RATELIMIT_ACCOUNT_FAILURES": _str(env, "RATELIMIT_ACCOUNT_FAILURES", "10/hour"),
+        # Failed logins (auth/lockout.py): per account and address, strict; per account from
+        # addresses it has not signed in from, higher and growing.
+        "RATELIMIT_ACCOUNT_ADDRESS_FAILURES": _str(
+            env, "RATELIMIT_ACCOUNT_ADDRESS_FAILURES", "5/5 minutes;20/hour"
+        ),
+        "RATELIMIT_ACCOUNT_FAILURES": _str(
+            env, "RATELIMIT_ACCOUNT_FAILURES", "10/15 minutes;30/hour;100/day"
+        ),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session that holds it
         # Injected clock (seconds since the epoch) so tests can move time without sleeping.
         "CLOCK": time.time,

@@ -13,6 +13,13 @@ from ..extensions import db, limiter
 from ..models import User, username_key
 from ..passwords import hashing_slot
 from .forms import LoginForm, LogoutForm, RegisterForm
+from .lockout import (
+    account_address_key,
+    account_key,
+    address_is_known,
+    login_failed,
+    remember_address,
+)
 from .service import authenticate, find_user, log_in, log_out
 
 bp = Blueprint("auth", __name__)
@@ -29,16 +36,6 @@ def safe_next(target: str | None) -> str | None:
     if parts.scheme or parts.netloc or any(ord(c) < 32 for c in target):
         return None
     return target
-
-
-def account_key() -> str:
-    """Rate-limit key for login failures per account, whatever the client address."""
-    return "account:" + username_key(request.form.get("username", "")[:64])
-
-
-def login_failed(response: object) -> bool:
-    """Count a login attempt against the account only when it failed."""
-    return getattr(response, "status_code", 0) == 401
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -75,10 +72,18 @@ def username_taken(form: RegisterForm) -> bool:
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN"], methods=["POST"])
 @limiter.limit(
+    lambda: current_app.config["RATELIMIT_ACCOUNT_ADDRESS_FAILURES"],
+    key_func=account_address_key,
+    methods=["POST"],
+    deduct_when=login_failed,
+    scope="login-account-address",
+)
+@limiter.limit(
     lambda: current_app.config["RATELIMIT_ACCOUNT_FAILURES"],
     key_func=account_key,
     methods=["POST"],
     deduct_when=login_failed,
+    exempt_when=address_is_known,
     scope="login-account",
 )
 def login() -> ResponseReturnValue:
@@ -90,6 +95,7 @@ def login() -> ResponseReturnValue:
     if form.validate_on_submit():
         user = authenticate(form.username.data, form.password.data)
         if user is not None:
+            remember_address(user.username)
             log_in(user, remember=form.remember.data)
             db.session.commit()
             return redirect(target)
