@@ -75,9 +75,17 @@ class Stack:
             raise AssertionError(f"docker compose {' '.join(args)} failed:\n{proc.stderr}")
         return proc.stdout
 
-    def make_env(self) -> dict[str, str]:
-        """Return the variables that point a `make` target's compose at this project."""
-        return {"COMPOSE": " ".join(self.compose_command())}
+    def make(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Run a Makefile target against this project (its compose command); don't check."""
+        return subprocess.run(
+            ["make", *args],
+            cwd=ROOT,
+            env={**self.env, "COMPOSE": " ".join(self.compose_command()), **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
 
     def up(self, *args: str, build: bool = False) -> None:
         """Start (or converge) the stack and wait until every service is healthy."""

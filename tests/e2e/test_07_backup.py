@@ -8,22 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, Stack, new_username
+from .conftest import Stack, new_username
 
 pytestmark = pytest.mark.e2e
 
 
 def make(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run a make target against the test's compose project."""
-    result = subprocess.run(
-        ["make", *args],
-        cwd=ROOT,
-        env={**stack.env, **stack.make_env()},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    """Run a make target against the test's compose project; it must succeed."""
+    result = stack.make(*args)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from .conftest import ROOT, Stack
+from .conftest import Stack
 from .traffic import Traffic
 
 pytestmark = pytest.mark.e2e
@@ -59,15 +59,7 @@ def test_make_deploy_replaces_every_replica_and_drops_nothing(stack: Stack) -> N
         before = set(stack.compose("ps", "-q", "web").split())
         with Traffic(stack) as tally:
             started = time.monotonic()
-            deploy = subprocess.run(
-                ["make", "deploy"],
-                cwd=ROOT,
-                env={**stack.env, **stack.make_env()},
-                capture_output=True,
-                text=True,
-                timeout=600,
-                check=False,
-            )
+            deploy = stack.make("deploy")
             took = time.monotonic() - started
         assert deploy.returncode == 0, deploy.stdout + deploy.stderr
         after = set(stack.compose("ps", "-q", "web").split())
@@ -100,15 +92,7 @@ def test_a_broken_image_stops_the_deploy_before_any_old_replica(stack: Stack) ->
         capture_output=True,
     )
     try:
-        deploy = subprocess.run(
-            ["make", "deploy", "DEPLOY_BUILD=no"],
-            cwd=ROOT,
-            env={**stack.env, **stack.make_env(), "WEB_IMAGE": broken},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        deploy = stack.make("deploy", "DEPLOY_BUILD=no", env={"WEB_IMAGE": broken})
         assert deploy.returncode != 0
         assert "did not become ready" in deploy.stderr, deploy.stderr
         assert "deliberately broken image" in deploy.stderr, "the reason is not shown"

@@ -11,9 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from flask import Flask
+from flask import Flask, request
 from flask.wrappers import Response
-from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as config_module
@@ -139,10 +138,13 @@ def register_request_hooks(app: Flask) -> None:
     def timestamp(value: float) -> str:
         return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
+    credentials = (app.config["SESSION_COOKIE_NAME"], app.config["REMEMBER_COOKIE_NAME"])
+
     @app.after_request
     def no_store_when_signed_in(response: Response) -> Response:
-        # A signed-in page must not stay in a shared or back-button cache after logout.
-        if current_user.is_authenticated:
+        # A page for a signed-in browser must not stay in a shared or back-button cache after
+        # logout. Decided from the cookies: no user lookup here, where an outage would be a 500.
+        if any(request.cookies.get(name) for name in credentials):
             response.headers["Cache-Control"] = "no-store"
         return response
 
