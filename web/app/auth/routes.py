@@ -13,7 +13,7 @@ from ..extensions import db, limiter
 from ..models import User, username_key
 from ..passwords import hashing_slot
 from .forms import LoginForm, LogoutForm, RegisterForm
-from .service import authenticate, find_user, log_in, log_out
+from .service import authenticate, current_account, find_user, log_in, log_out
 
 bp = Blueprint("auth", __name__)
 
@@ -108,7 +108,7 @@ def logout() -> ResponseReturnValue:
         return render_template("auth/logout.html", form=form)
     if not form.validate_on_submit():
         return render_template("auth/logout.html", form=form), 400
-    log_out(current_user._get_current_object())
+    log_out(current_account())
     db.session.commit()
     flash("You are logged out.", "success")
     return redirect(url_for("main.index"))

@@ -1,42 +1,56 @@
-"""Server-side sessions in Redis that the server can list and end.
+"""The session store: signed-in sessions in Redis, anonymous ones in a signed cookie.
 
 What lives where:
-- `session:<sid>`: the session data (msgpack). Its Redis TTL is the time it has left:
-  anonymous sessions get a short lifetime; signed-in sessions the smaller of the idle timeout
-  (sliding, renewed by each request) and what is left of the absolute lifetime.
-- `user-sessions:<user id>`: a sorted set of that user's session ids, scored by when each
-  expires. It is pruned and its own TTL moved to its latest member's expiry on every write,
-  so it never outlives the sessions it points to.
+- A signed-out visitor's session (Flask-WTF's CSRF secret, flashed messages) is a signed,
+  HttpOnly cookie: nothing is stored on the server until login.
+- `session:<sid>`: a signed-in session (msgpack), created at login under a fresh id. Its
+  Redis TTL is the time it has left: the smaller of the idle timeout (slid at most once per
+  SESSION_TOUCH_INTERVAL) and what is left of the absolute lifetime.
+- `user-sessions:<uid>`: a sorted set of the user's session ids scored by expiry; it expires
+  with its last session.
+
+Loading a signed-in session is one GET. It is written only when its data changed or its
+touch is due, by a script that writes only if the key still exists: a session ended by any
+means (DEL of the key and its index entry) is never written back by a request in flight.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import secrets
 from typing import Any
 
-from flask import Flask, Request, current_app, request, session
+from flask import Flask, Request, current_app, request
+from flask.sessions import SecureCookieSessionInterface
 from flask.wrappers import Response
-from flask_session.redis import RedisSessionInterface
+from flask_session.redis import RedisSession, RedisSessionInterface
+from itsdangerous import BadSignature
 from redis import Redis, RedisError
 
-from .config import now
-from .devices import device_label
+from ..config import now
 
-AUTH = "_auth"  # set at login: {"uid", "started", "ip", "device"}
-SEEN = "_seen"  # time of the last request, for the idle timeout
+AUTH = "_auth"  # set at login: {"uid", "username", "started", "ip", "device"}
+SEEN = "_seen"  # when the session was last touched, for the idle timeout
 INDEX_PREFIX = "user-sessions:"
 
-# Add or move one session in a user's index, drop the expired ones, and let the index
-# expire with its last session. Relative PEXPIRE keeps this correct under a test clock.
-_TOUCH_INDEX = """
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-if last[2] then
-  redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(last[2]) - tonumber(ARGV[3])))
-end
+# Write a session only if it still exists (XX), or create it (NX); only then add it to its
+# user's index, drop expired members and let the index expire with its last session.
+_WRITE = """
+if not redis.call('SET', KEYS[1], ARGV[1], ARGV[5], 'PX', ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[2], tonumber(ARGV[4]) + tonumber(ARGV[2]), ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+redis.call('PEXPIRE', KEYS[2], math.max(1, tonumber(last[2]) - tonumber(ARGV[4])))
 return 1
+"""
+# End sessions: KEYS = index, then one key per id in ARGV. Returns how many still existed.
+_END = """
+local ended = 0
+for i, sid in ipairs(ARGV) do
+  ended = ended + redis.call('DEL', KEYS[i + 1])
+  redis.call('ZREM', KEYS[1], sid)
+end
+return ended
 """
 
 
@@ -51,196 +65,159 @@ def session_handle(sid: str) -> str:
 
 
 def time_left(config: Any, data: Any, at: float) -> float:
-    """Return how many seconds the session `data` has left at time `at`."""
-    seen = data.get(SEEN, at)
-    auth = data.get(AUTH)
-    if not auth:
-        return config["SESSION_ANONYMOUS_TIMEOUT"] - (at - seen)
-    idle_left = config["SESSION_IDLE_TIMEOUT"] - (at - seen)
-    absolute_left = auth["started"] + config["SESSION_ABSOLUTE_TIMEOUT"] - at
-    return min(idle_left, absolute_left)
+    """Return how many seconds the signed-in session `data` has left at time `at`."""
+    auth = data[AUTH]
+    idle_left = config["SESSION_IDLE_TIMEOUT"] - (at - data.get(SEEN, auth["started"]))
+    return min(idle_left, auth["started"] + config["SESSION_ABSOLUTE_TIMEOUT"] - at)
 
 
-class TrackedRedisSessionInterface(RedisSessionInterface):
-    """Flask-Session's Redis store with per-session lifetimes and a per-user index."""
+class StoreSession(RedisSession):
+    """The request's session: in Redis while `sid` is set, else in the anonymous cookie."""
 
-    def __init__(self, app: Flask, client: Redis, key_prefix: str) -> None:
-        super().__init__(app, client=client, key_prefix=key_prefix, permanent=True)
-        self._touch_index = client.register_script(_TOUCH_INDEX)
+    def __init__(self, initial: dict[str, Any] | None = None, sid: str | None = None) -> None:
+        super().__init__(initial, sid=sid)
+        self.unavailable = False  # Redis failed while loading it: the request answers 503
+        self.pending = False  # signed in during this request: create it in Redis at the end
+        self.replaces: tuple[int, str] | None = None  # (uid, sid) of the session it replaces
 
-    def open_session(self, app: Flask, request: Request) -> Any:
-        """Load the session; one past its idle or absolute limit comes back empty."""
+    @property
+    def uid(self) -> int | None:
+        """Return the id of the signed-in user, None when anonymous."""
+        auth = self.get(AUTH)
+        return auth["uid"] if self.sid and auth else None
+
+
+class _AnonymousCookie(SecureCookieSessionInterface):
+    """Flask's signed-cookie format under its own salt, for signed-out visitors only."""
+
+    salt = "anonymous-session"
+    digest_method = staticmethod(hashlib.sha256)
+
+
+class SessionStore(RedisSessionInterface):
+    """Flask-Session's Redis store, for signed-in sessions only, with conditional writes."""
+
+    session_class = StoreSession
+
+    def __init__(self, app: Flask, client: Redis) -> None:
+        super().__init__(app, client=client, key_prefix=app.config["SESSION_KEY_PREFIX"])
+        self.anonymous = _AnonymousCookie()
+        self._write = client.register_script(_WRITE)
+        self._end = client.register_script(_END)
+
+    def open_session(self, app: Flask, request: Request) -> StoreSession:
+        """Load the signed-in session with one GET, or else the anonymous cookie."""
+        sid = request.cookies.get(app.config["SESSION_COOKIE_NAME"])
         try:
-            loaded = super().open_session(app, request)
+            raw = self.client.get(self.key_prefix + sid) if sid else None
+            if raw:
+                loaded = StoreSession(self.serializer.decode(raw), sid=sid)
+                if time_left(app.config, loaded, now(app.config)) > 0:
+                    return loaded
+                # Redis' TTL normally removed it already; this covers skew and test clocks.
+                self.end(loaded.uid or 0, [loaded.sid])
         except RedisError:
-            # Answer 503 quickly (see errors.py) rather than hang or 500.
             app.logger.error("session store unavailable", exc_info=True)
-            broken = self._new_session()
+            broken = StoreSession()
             broken.unavailable = True
             return broken
-        auth = loaded.get(AUTH)
-        loaded.owner_uid = auth["uid"] if auth else None
-        if loaded and time_left(app.config, loaded, now(app.config)) <= 0:
-            # Redis' TTL normally removed it already; this covers clock skew and test clocks.
-            self.forget(loaded.sid, loaded.owner_uid)
-            return self._new_session()
-        return loaded
+        return self.open_anonymous(app, request)
 
-    def _new_session(self) -> Any:
-        """Return an empty session under a new id, owned by nobody."""
-        fresh = self.session_class(sid=self._generate_sid(self.sid_length), permanent=True)
-        fresh.owner_uid = None
-        return fresh
+    def open_anonymous(self, app: Flask, request: Request) -> StoreSession:
+        """Return the data of the signed anonymous cookie; a bad or expired one is empty."""
+        value = request.cookies.get(app.config["SESSION_ANONYMOUS_COOKIE_NAME"])
+        serializer = self.anonymous.get_signing_serializer(app)
+        if value and serializer:
+            max_age = app.config["SESSION_ANONYMOUS_TIMEOUT"]
+            try:
+                return StoreSession(serializer.loads(value, max_age=max_age))
+            except BadSignature:
+                pass  # forged, from another secret key, or expired: start empty
+        return StoreSession()
 
     def save_session(self, app: Flask, session: Any, response: Response) -> None:
-        """Save as Flask-Session does, but delete an emptied session fully, index included."""
-        if getattr(session, "unavailable", False):
-            return
-        if not session and session.modified:
-            self.forget(session.sid, getattr(session, "owner_uid", None))
-            # A __Host- cookie is only replaced by one that is Secure with Path=/ too.
-            response.delete_cookie(
-                self.get_cookie_name(app),
-                path=self.get_cookie_path(app),
-                secure=self.get_cookie_secure(app),
-                httponly=True,
-                samesite=self.get_cookie_samesite(app),
-            )
-            response.vary.add("Cookie")
-            return
-        super().save_session(app, session, response)
-
-    def _upsert_session(self, session_lifetime: Any, session: Any, store_id: str) -> None:
-        at = now(current_app.config)
-        session[SEEN] = at
-        ttl = int(time_left(current_app.config, session, at))
-        auth = session.get(AUTH)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.set(store_id, self.serializer.encode(session), ex=max(ttl, 1))
-        if auth:
-            self._touch_index(
-                keys=[index_key(auth["uid"])],
-                args=[session.sid, int((at + ttl) * 1000), int(at * 1000)],
-                client=pipe,
-            )
-        pipe.execute()
+        """Do nothing: `commit` saved it in an after_request hook, which can answer 503."""
 
     def regenerate(self, session: Any) -> None:
-        """Give the session a new id (after login), dropping the old one from the index."""
-        old_sid = session.sid
-        super().regenerate(session)
-        if getattr(session, "owner_uid", None):
-            self.client.zrem(index_key(session.owner_uid), old_sid)
+        """Move the session under a fresh id, to be created in Redis when the request ends."""
+        if session.sid and not session.pending:
+            session.replaces = (session.uid or 0, session.sid)
+        session.sid = secrets.token_urlsafe(32)
+        session.pending = True
+        session.modified = True
 
-    def forget(self, sid: str, user_id: int | None) -> None:
-        """Delete a session and its index entry."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.delete(self._get_store_id(sid))
-        if user_id:
-            pipe.zrem(index_key(user_id), sid)
-        pipe.execute()
+    def write(self, session: StoreSession, create: bool = False) -> bool:
+        """Write a signed-in session if it still exists (or create it); False if it ended."""
+        at = now(current_app.config)
+        ttl_ms = int(time_left(current_app.config, session, at) * 1000)
+        if ttl_ms <= 0:
+            self.end(session.uid or 0, [str(session.sid)])
+            return False
+        args = [self.serializer.encode(session), ttl_ms, session.sid, int(at * 1000)]
+        keys = [self.key_prefix + str(session.sid), index_key(session.uid or 0)]
+        done = self._write(keys=keys, args=[*args, "NX" if create else "XX"], client=self.client)
+        return bool(done)
 
-    def load_many(self, sids: list[str]) -> list[dict[str, Any] | None]:
-        """Return the stored data of each session in `sids` (None if gone), in one round trip."""
+    def end(self, user_id: int, sids: list[str]) -> int:
+        """Delete sessions and their index entries at once; return how many still existed."""
         if not sids:
-            return []
-        raws = self.client.mget([self._get_store_id(sid) for sid in sids])
-        return [self.serializer.decode(raw) if raw else None for raw in raws]
+            return 0
+        keys = [index_key(user_id), *(self.key_prefix + sid for sid in sids)]
+        return int(self._end(keys=keys, args=sids, client=self.client))
 
+    def commit(self, session: StoreSession, response: Response) -> None:
+        """Save what changed: create, write or touch in Redis, or the anonymous cookie."""
+        config = current_app.config
+        if session.pending:
+            if not self.write(session, create=True):
+                raise RedisError("a new session id collided or expired at once")
+            session.pending = False
+            if session.replaces:
+                uid, sid = session.replaces
+                self.end(uid, [sid])
+            self.set_cookie(response, config["SESSION_COOKIE_NAME"], str(session.sid))
+        elif session.sid:
+            at = now(config)
+            if session.modified or at - session.get(SEEN, 0) >= config["SESSION_TOUCH_INTERVAL"]:
+                session[SEEN] = at
+                if not self.write(session):
+                    session.sid = None  # ended meanwhile: this browser is signed out
+        if session.sid:
+            self.drop_cookie(response, config["SESSION_ANONYMOUS_COOKIE_NAME"])
+            return
+        self.drop_cookie(response, config["SESSION_COOKIE_NAME"])
+        if session.modified and session:
+            serializer = self.anonymous.get_signing_serializer(current_app)
+            assert serializer is not None, "SECRET_KEY is validated at start"
+            value = serializer.dumps(dict(session))
+            self.set_cookie(response, config["SESSION_ANONYMOUS_COOKIE_NAME"], value)
+        elif session.modified:
+            self.drop_cookie(response, config["SESSION_ANONYMOUS_COOKIE_NAME"])
 
-def _interface() -> TrackedRedisSessionInterface:
-    interface = current_app.session_interface
-    assert isinstance(interface, TrackedRedisSessionInterface)
-    return interface
-
-
-def start_authenticated(user_id: int) -> None:
-    """Mark the current session as signed in, under a new id (no fixation)."""
-    _interface().regenerate(session)
-    session[AUTH] = {
-        "uid": user_id,
-        "started": now(current_app.config),
-        "ip": request.remote_addr,
-        "device": device_label(request.user_agent.string),
-    }
-    session.owner_uid = user_id  # type: ignore[attr-defined]
-
-
-def end_current() -> None:
-    """Delete the current session from Redis and continue under a new, empty one."""
-    interface = _interface()
-    interface.forget(session.sid, session.owner_uid)  # type: ignore[attr-defined]
-    session.clear()
-    session.sid = interface._generate_sid(interface.sid_length)  # type: ignore[attr-defined]
-    session.owner_uid = None  # type: ignore[attr-defined]
-
-
-def current_sid() -> str:
-    """Return the id of the current session."""
-    return str(session.sid)  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class SessionInfo:
-    """What the sessions page shows of one live session."""
-
-    handle: str
-    started: float
-    last_seen: float
-    ip: str | None
-    device: str
-    current: bool
-
-
-def list_sessions(user_id: int, current: str | None = None) -> list[SessionInfo]:
-    """Return the user's live sessions, `current` first, then by last use; prune dead ones."""
-    interface = _interface()
-    at = now(current_app.config)
-    sids = [
-        s.decode() for s in interface.client.zrangebyscore(index_key(user_id), at * 1000, "+inf")
-    ]
-    infos, dead = [], []
-    for sid, data in zip(sids, interface.load_many(sids), strict=True):
-        auth = data.get(AUTH) if data else None
-        if (
-            not data
-            or not auth
-            or auth["uid"] != user_id
-            or time_left(current_app.config, data, at) <= 0
-        ):
-            dead.append(sid)
-            continue
-        infos.append(
-            SessionInfo(
-                handle=session_handle(sid),
-                started=auth["started"],
-                last_seen=data.get(SEEN, auth["started"]),
-                ip=auth.get("ip"),
-                device=auth.get("device") or "Unknown device",
-                current=sid == current,
-            )
+    def set_cookie(self, response: Response, name: str, value: str) -> None:
+        """Set a session cookie: HttpOnly, SameSite=Lax, Path=/, Secure outside development."""
+        app = current_app
+        anonymous = name == app.config["SESSION_ANONYMOUS_COOKIE_NAME"]
+        lifetime = "SESSION_ANONYMOUS_TIMEOUT" if anonymous else "SESSION_ABSOLUTE_TIMEOUT"
+        response.set_cookie(
+            name,
+            value,
+            max_age=app.config[lifetime],
+            path=self.get_cookie_path(app),
+            secure=self.get_cookie_secure(app),
+            httponly=True,
+            samesite=self.get_cookie_samesite(app),
         )
-    if dead:
-        interface.client.zrem(index_key(user_id), *dead)
-    return sorted(infos, key=lambda info: (not info.current, -info.last_seen))
+        response.vary.add("Cookie")
 
-
-def end_session(user_id: int, handle: str) -> bool:
-    """End the user's session whose public handle is `handle`; False if there is none."""
-    interface = _interface()
-    for raw in interface.client.zrange(index_key(user_id), 0, -1):
-        sid = raw.decode()
-        if session_handle(sid) == handle:
-            interface.forget(sid, user_id)
-            return True
-    return False
-
-
-def end_all_sessions(user_id: int, keep_sid: str | None = None) -> int:
-    """End every session of the user except `keep_sid`; return how many were ended."""
-    interface = _interface()
-    sids = [s.decode() for s in interface.client.zrange(index_key(user_id), 0, -1)]
-    ended = [sid for sid in sids if sid != keep_sid]
-    for sid in ended:
-        interface.forget(sid, user_id)
-    return len(ended)
+    def drop_cookie(self, response: Response, name: str) -> None:
+        """Delete cookie `name` if the request carried it (same attributes, as __Host- needs)."""
+        if name in request.cookies:
+            response.delete_cookie(
+                name,
+                path=self.get_cookie_path(current_app),
+                secure=self.get_cookie_secure(current_app),
+                httponly=True,
+                samesite=self.get_cookie_samesite(current_app),
+            )
+            response.vary.add("Cookie")
