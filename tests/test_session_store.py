@@ -231,3 +231,23 @@ def test_an_ended_session_stays_ended_while_copies_of_its_cookie_keep_writing(
     response = probe.get("/dashboard", headers={"Cookie": f"__Host-session={sid}"})
     assert response.status_code == 302 and response.headers["Location"].startswith("/login")
     assert set(copies.statuses) <= {200, 302}
+
+
+def test_when_redis_is_full_reads_and_logouts_work_and_logins_get_a_503(make_client, redis_client):
+    """`noeviction` (docker-compose.yml): a full Redis refuses writes instead of evicting."""
+    reader, newcomer = make_client(), make_client()
+    Auth(reader).signed_in("alice")
+    token = reader.csrf_token("/logout")
+    Auth(newcomer).register("bob")
+    newcomer_token = newcomer.csrf_token("/login")
+    redis_client.config_set("maxmemory-policy", "noeviction")
+    redis_client.config_set("maxmemory", 1)
+    try:
+        assert reader.get("/dashboard").status_code == 200
+        form = {"username": "bob", "password": PASSWORD, "csrf_token": newcomer_token}
+        login = newcomer.post("/login", data=form)
+        assert login.status_code == 503 and login.headers["Retry-After"]
+        assert reader.post("/logout", data={"csrf_token": token}).status_code == 302
+    finally:
+        redis_client.config_set("maxmemory", 0)
+    assert session_keys(redis_client) == []
