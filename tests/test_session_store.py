@@ -155,6 +155,8 @@ def test_a_request_in_flight_when_its_session_ends_does_not_bring_it_back(
     assert not redis_client.exists(f"session:{sid}")
     assert redis_client.zscore(f"{INDEX_PREFIX}1", sid) is None
     assert copy.cookie("__Host-session") is None  # and the browser was told to drop it
+    assert copy.cookie("__Host-visitor") is None  # none of its data moved into a cookie
+    assert copy.get("/dashboard").status_code == 302
 
 
 class Copies:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hmac
-from typing import Any
 
-from flask import Flask
-from flask_login import LoginManager, UserMixin, user_loaded_from_cookie
+from flask_login import LoginManager, UserMixin
 
 from .. import audit
 from ..extensions import db
@@ -28,7 +26,8 @@ def load_user(user_id: str) -> SessionUser | User | None:
     A live server-side session is authoritative (ending it on the server is how it is
     revoked), so it needs no database query. A remember-me cookie only works while its token
     matches the user's current one: logging out, changing the password or ending all
-    sessions rotates it.
+    sessions rotates it. It then starts a fresh, tracked session: no request is ever signed
+    in without one.
     """
     raw_id, _, token = user_id.partition(":")
     if not raw_id.isdigit():
@@ -39,16 +38,12 @@ def load_user(user_id: str) -> SessionUser | User | None:
     if not token:
         return None
     user = db.session.get(User, int(raw_id))
-    if user is not None and hmac.compare_digest(token, user.remember_token):
-        return user
-    return None
-
-
-def on_remembered(app: Flask, user: User, **_: Any) -> None:
-    """A remember cookie signed the user in: give them a fresh, tracked session."""
+    if user is None or not hmac.compare_digest(token, user.remember_token):
+        return None
     start_authenticated(user.id, user.username)
     audit.record(user, "login_remembered")
     db.session.commit()
+    return user
 
 
 def register_user_loader(manager: LoginManager) -> None:
@@ -63,4 +58,3 @@ def register_user_loader(manager: LoginManager) -> None:
     # Server-side sessions with idle and absolute limits replace Flask-Login's fingerprinting,
     # which trusts the first X-Forwarded-For entry and logs out mobile users on every network.
     manager.session_protection = None
-    user_loaded_from_cookie.connect(on_remembered)

@@ -94,8 +94,8 @@ def current_sid() -> str | None:
 def end_current_session() -> None:
     """End this browser's session on the server; the request continues signed out."""
     current = _current()
-    if current.sid and not current.pending:
-        _store().end(current.uid or 0, [current.sid])
+    if current.sid and current.owner and not current.pending:
+        _store().end(current.owner, [current.sid])
     elif current.replaces:
         uid, sid = current.replaces
         _store().end(uid, [sid])

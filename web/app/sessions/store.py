@@ -78,13 +78,8 @@ class StoreSession(RedisSession):
         super().__init__(initial, sid=sid)
         self.unavailable = False  # Redis failed while loading it: the request answers 503
         self.pending = False  # signed in during this request: create it in Redis at the end
-        self.replaces: tuple[int, str] | None = None  # (uid, sid) of the session it replaces
-
-    @property
-    def uid(self) -> int | None:
-        """Return the id of the signed-in user, None when anonymous."""
-        auth = self.get(AUTH)
-        return auth["uid"] if self.sid and auth else None
+        self.replaces: tuple[int, str] | None = None  # (owner, sid) of the one it replaces
+        self.owner = int(self[AUTH]["uid"]) if sid and AUTH in self else None  # its index
 
 
 class _AnonymousCookie(SecureCookieSessionInterface):
@@ -115,7 +110,7 @@ class SessionStore(RedisSessionInterface):
                 if time_left(app.config, loaded, now(app.config)) > 0:
                     return loaded
                 # Redis' TTL normally removed it already; this covers skew and test clocks.
-                self.end(loaded.uid or 0, [loaded.sid])
+                self.end(loaded.owner or 0, [str(sid)])
         except RedisError:
             app.logger.error("session store unavailable", exc_info=True)
             broken = StoreSession()
@@ -140,8 +135,8 @@ class SessionStore(RedisSessionInterface):
 
     def regenerate(self, session: Any) -> None:
         """Move the session under a fresh id, to be created in Redis when the request ends."""
-        if session.sid and not session.pending:
-            session.replaces = (session.uid or 0, session.sid)
+        if session.sid and session.owner and not session.pending:
+            session.replaces = (session.owner, session.sid)
         session.sid = secrets.token_urlsafe(32)
         session.pending = True
         session.modified = True
@@ -150,11 +145,12 @@ class SessionStore(RedisSessionInterface):
         """Write a signed-in session if it still exists (or create it); False if it ended."""
         at = now(current_app.config)
         ttl_ms = int(time_left(current_app.config, session, at) * 1000)
+        owner = int(session[AUTH]["uid"])
         if ttl_ms <= 0:
-            self.end(session.uid or 0, [str(session.sid)])
+            self.end(owner, [str(session.sid)])
             return False
         args = [self.serializer.encode(session), ttl_ms, session.sid, int(at * 1000)]
-        keys = [self.key_prefix + str(session.sid), index_key(session.uid or 0)]
+        keys = [self.key_prefix + str(session.sid), index_key(owner)]
         done = self._write(keys=keys, args=[*args, "NX" if create else "XX"], client=self.client)
         return bool(done)
 
@@ -171,17 +167,22 @@ class SessionStore(RedisSessionInterface):
         if session.pending:
             if not self.write(session, create=True):
                 raise RedisError("a new session id collided or expired at once")
-            session.pending = False
+            session.pending, session.owner = False, int(session[AUTH]["uid"])
             if session.replaces:
                 uid, sid = session.replaces
                 self.end(uid, [sid])
             self.set_cookie(response, config["SESSION_COOKIE_NAME"], str(session.sid))
+        elif session.sid and AUTH not in session:  # emptied without signing out: end it
+            self.end(session.owner or 0, [session.sid])
+            session.sid = None
         elif session.sid:
             at = now(config)
             if session.modified or at - session.get(SEEN, 0) >= config["SESSION_TOUCH_INTERVAL"]:
                 session[SEEN] = at
                 if not self.write(session):
-                    session.sid = None  # ended meanwhile: this browser is signed out
+                    # Ended meanwhile: signed out, and none of its data may become a cookie.
+                    session.sid = None
+                    session.clear()
         if session.sid:
             self.drop_cookie(response, config["SESSION_ANONYMOUS_COOKIE_NAME"])
             return
