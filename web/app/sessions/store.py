@@ -122,13 +122,13 @@ class SessionStore(RedisSessionInterface):
         """Return the data of the signed anonymous cookie; a bad or expired one is empty."""
         value = request.cookies.get(app.config["SESSION_ANONYMOUS_COOKIE_NAME"])
         serializer = self.anonymous.get_signing_serializer(app)
+        data: dict[str, Any] = {}
         if value and serializer:
-            max_age = app.config["SESSION_ANONYMOUS_TIMEOUT"]
             try:
-                return StoreSession(serializer.loads(value, max_age=max_age))
-            except BadSignature:
-                pass  # forged, from another secret key, or expired: start empty
-        return StoreSession()
+                data = serializer.loads(value, max_age=app.config["SESSION_ANONYMOUS_TIMEOUT"])
+            except BadSignature:  # forged, from another secret key, or expired: start empty
+                data = {}
+        return StoreSession(data)
 
     def save_session(self, app: Flask, session: Any, response: Response) -> None:
         """Do nothing: `commit` saved it in an after_request hook, which can answer 503."""
