@@ -17,10 +17,9 @@ from redis import Redis, RedisError
 from ..config import now
 from ..devices import device_label
 from ..errors import service_unavailable
-from .store import AUTH, INDEX_PREFIX, SEEN, SessionStore, StoreSession, index_key, time_left
+from .store import AUTH, SEEN, SessionStore, StoreSession, index_key, time_left
+from .store import INDEX_PREFIX as INDEX_PREFIX
 from .store import session_handle as session_handle
-
-__all__ = ["AUTH", "INDEX_PREFIX", "SEEN", "init_app", "session_handle"]
 
 
 def init_app(app: Flask, client: Redis) -> None:
