@@ -159,25 +159,35 @@ def test_login_over_72_bytes_is_a_form_error_not_a_500(auth):
     assert "at most 72 bytes" in response.get_data(as_text=True)
 
 
-def test_login_regenerates_the_session_id(client, auth, redis_client):
+def test_login_creates_one_session_and_a_fresh_login_regenerates_its_id(
+    app, client, auth, redis_client, clock
+):
     auth.register("alice")
     client.get("/login")
+    assert client.cookie("__Host-session") is None and session_keys(redis_client) == []
+    auth.login("alice", remember=True)
+    first = client.cookie("__Host-session")
+    assert first and session_keys(redis_client) == [f"session:{first}"]
+    clock.advance(app.config["SESSION_IDLE_TIMEOUT"] + 1)
+    assert client.get("/dashboard").status_code == 200  # remembered: a new, non-fresh session
     before = client.cookie("__Host-session")
-    assert before and f"session:{before}" in session_keys(redis_client)
-    auth.login("alice")
+    assert before != first and session_keys(redis_client) == [f"session:{before}"]
+    auth.login("alice")  # entering the password again makes it fresh, under a new id
     after = client.cookie("__Host-session")
     assert after and after != before
     assert session_keys(redis_client) == [f"session:{after}"]
 
 
-def test_a_fixated_session_id_does_not_become_authenticated(app, client, auth, make_client):
-    """An attacker plants their session id in the victim's browser; the login drops it."""
+def test_a_fixated_session_does_not_become_authenticated(app, client, auth, make_client):
+    """An attacker plants their signed-out session in the victim's browser; login drops it."""
     attacker = make_client()
     attacker.get("/login")
-    planted = attacker.cookie("__Host-session")
+    planted = attacker.cookie("__Host-visitor")
+    assert planted
     auth.register("victim")
-    client.set_cookie("__Host-session", planted, domain="localhost")
+    client.set_cookie("__Host-visitor", planted, domain="localhost")
     auth.login("victim")
+    assert client.cookie("__Host-visitor") is None  # deleted at login
     attacker_view = attacker.get("/dashboard")
     assert attacker_view.status_code == 302
     assert attacker_view.headers["Location"].startswith("/login")

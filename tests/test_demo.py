@@ -48,3 +48,9 @@ def test_served_by_header_only_when_asked(make_app):
     assert "X-Served-By" not in make_app().test_client().get("/healthz").headers
     shown = make_app(EXPOSE_SERVED_BY=True).test_client().get("/healthz")
     assert shown.headers["X-Served-By"] == socket.gethostname()
+
+
+def test_request_info_redacts_the_visitor_cookie_that_holds_the_csrf_secret(client):
+    client.get("/login")
+    data = client.get("/request-info").get_json()
+    assert data["cookies"]["__Host-visitor"] == "[redacted]"

@@ -86,3 +86,28 @@ def test_untrusted_host_is_a_400(make_app):
     assert client.get("/healthz", base_url="https://evil.example").status_code == 400
     assert client.get("/healthz", base_url="https://example.com").status_code == 200
     assert client.get("/healthz", base_url="http://localhost:8000").status_code == 200
+
+
+def test_lost_database_connections_cost_one_503_then_the_pool_recovers(make_app):
+    """No pre-ping (a round trip per request): a dead pooled connection fails once, as a 503."""
+    import sqlalchemy as sa
+    from app.extensions import db
+    from conftest import Auth, Client
+
+    app = make_app()
+    app.test_client_class = Client
+    client = app.test_client()
+    Auth(client).signed_in("alice")
+    assert client.get("/dashboard").status_code == 200
+    with app.app_context():
+        engine = db.engine
+    with sa.create_engine(engine.url, poolclass=sa.pool.NullPool).connect() as admin:
+        admin.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE pid <> pg_backend_pid() AND datname = current_database()"
+            )
+        )
+    response = client.get("/dashboard")
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert client.get("/dashboard").status_code == 200

@@ -1,4 +1,4 @@
-"""Server-side session lifetimes, the per-user index and remember-me, on a fake clock."""
+"""Session lifetimes, the per-user index, the visitor cookie and remember-me, on a fake clock."""
 
 from __future__ import annotations
 
@@ -16,10 +16,28 @@ def test_anonymous_visitor_who_never_touched_the_session_writes_nothing(client, 
     assert list(redis_client.scan_iter("session:*")) == []
 
 
-def test_anonymous_session_from_a_form_expires_within_minutes(app, client, redis_client):
-    client.get("/login")  # the CSRF token lives in the session
-    ttl = redis_client.ttl(f"session:{sid(client)}")
-    assert 0 < ttl <= app.config["SESSION_ANONYMOUS_TIMEOUT"] <= 15 * 60
+def test_a_visitor_s_form_session_is_a_signed_cookie_that_expires_within_minutes(
+    app, client, redis_client
+):
+    response = client.get("/login")  # the CSRF secret lives in the visitor's session
+    cookie = next(
+        c for c in response.headers.getlist("Set-Cookie") if c.startswith("__Host-visitor=")
+    )
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Path=/" in cookie and "Domain" not in cookie
+    assert f"Max-Age={app.config['SESSION_ANONYMOUS_TIMEOUT']}" in cookie
+    assert app.config["SESSION_ANONYMOUS_TIMEOUT"] <= 15 * 60
+    assert redis_client.keys("*") == []
+
+
+def test_a_tampered_visitor_cookie_is_ignored(client, auth):
+    auth.register("alice")
+    token = client.csrf_token("/login")
+    value = client.cookie("__Host-visitor")
+    client.set_cookie("__Host-visitor", value[:-2] + "xx", domain="localhost")
+    data = {"username": "alice", "password": "correct horse battery", "csrf_token": token}
+    response = client.post("/login", data=data)
+    assert response.status_code == 400  # its CSRF secret is gone, so the token is not accepted
 
 
 def test_session_cookie_attributes(client, auth):

@@ -78,10 +78,14 @@ def redis_client(url: str) -> redis.Redis:
 
 
 def register_extensions(app: Flask) -> None:
-    """Bind the extensions, the Redis session store and the hashing slots to the app."""
+    """Bind the session store, the extensions and the hashing slots to the app."""
+    from . import sessions
     from .auth.loader import register_user_loader
-    from .sessions import TrackedRedisSessionInterface
 
+    client = redis_client(app.config["REDIS_URL"])
+    app.extensions["redis"] = client
+    # First: its hooks must run before CSRFProtect's and after Flask-Login's (see sessions).
+    sessions.init_app(app, client)
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
     bcrypt.init_app(app)
@@ -90,11 +94,6 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     register_user_loader(login_manager)
 
-    client = redis_client(app.config["REDIS_URL"])
-    app.extensions["redis"] = client
-    app.session_interface = TrackedRedisSessionInterface(
-        app, client=client, key_prefix=app.config["SESSION_KEY_PREFIX"]
-    )
     app.extensions["hashing_slots"] = threading.BoundedSemaphore(
         app.config["BCRYPT_MAX_CONCURRENCY"]
     )

@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
 from .auth.service import find_user
 from .extensions import db
 from .models import User
-from .sessions import INDEX_PREFIX, end_all_sessions, list_sessions
+from .sessions import end_every_session, end_sessions_of, list_sessions
 
 
 def _when(timestamp: float) -> str:
@@ -54,14 +53,11 @@ def list_command(username: str | None, every: bool) -> None:
 @with_appcontext
 def revoke_command(username: str | None, every: bool) -> None:
     """End every session and remember-me cookie of one user, or of all users."""
-    total = 0
-    for user in _users(username, every):
-        total += end_all_sessions(user.id)
+    users = _users(username, every)
+    for user in users:
         user.rotate_remember_token()
+    # Tokens first: a remember cookie must not start a new session after its user's ended.
     db.session.commit()
-    if every:
-        # Index entries of accounts deleted meanwhile: nothing can use them, drop them too.
-        client = current_app.extensions["redis"]
-        for key in client.scan_iter(match=f"{INDEX_PREFIX}*"):
-            client.delete(key)
+    # --all also ends the sessions of accounts deleted meanwhile.
+    total = end_every_session() if every else sum(end_sessions_of(u.id) for u in users)
     click.echo(f"ended {total} session(s); remember-me cookies revoked")

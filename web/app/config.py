@@ -95,7 +95,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SECRET_KEY": _env(env, "SECRET_KEY"),
         "SQLALCHEMY_DATABASE_URI": _env(env, "DATABASE_URL"),
         "SQLALCHEMY_ENGINE_OPTIONS": {
-            "pool_pre_ping": True,  # survive a PostgreSQL restart without a 500
+            # No pre-ping: it was a second round trip (and transaction) on every request.
+            # After a PostgreSQL restart the first query on each stale connection fails:
+            # that request answers 503 and SQLAlchemy replaces the whole pool.
+            "pool_pre_ping": False,
             "connect_args": {"connect_timeout": 5},
         },
         "REDIS_URL": redis_url,
@@ -108,10 +111,12 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # gunicorn creates this file when it starts draining (gunicorn.conf.py); /readyz
         # then answers 503. Empty: never draining (tests, flask run).
         "DRAIN_FILE": _str(env, "DRAIN_FILE", ""),
-        # Sessions: server-side in Redis; the cookie holds an opaque id only.
+        # Sessions: signed-in ones server-side in Redis (the cookie holds an opaque id only);
+        # a signed-out visitor's session is a signed cookie, so visitors store nothing.
         "SESSION_COOKIE_SECURE": secure_cookies,
         # __Host- means: Secure, Path=/, no Domain. Browsers refuse it over plain HTTP.
         "SESSION_COOKIE_NAME": "__Host-session" if secure_cookies else "session",
+        "SESSION_ANONYMOUS_COOKIE_NAME": "__Host-visitor" if secure_cookies else "visitor",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_PATH": "/",
@@ -119,8 +124,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SESSION_IDLE_TIMEOUT": _int(env, "SESSION_IDLE_TIMEOUT", 30 * 60, minimum=60),
         "SESSION_ABSOLUTE_TIMEOUT": absolute,
         "SESSION_ANONYMOUS_TIMEOUT": _int(env, "SESSION_ANONYMOUS_TIMEOUT", 15 * 60, minimum=60),
+        # "Last used" and the sliding idle expiry are written at most this often (0: always).
+        "SESSION_TOUCH_INTERVAL": _int(env, "SESSION_TOUCH_INTERVAL", 60),
         "PERMANENT_SESSION_LIFETIME": timedelta(seconds=absolute),
-        "SESSION_REFRESH_EACH_REQUEST": True,  # the idle timeout slides with each request
         # Remember-me: revocable (see models.User.get_id), at most 30 days.
         "REMEMBER_COOKIE_NAME": "__Host-remember" if secure_cookies else "remember_token",
         "REMEMBER_COOKIE_DAYS": remember_days,
@@ -181,6 +187,8 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"REMEMBER_COOKIE_DAYS must be at most {MAX_REMEMBER_DAYS}")
     if config["SESSION_IDLE_TIMEOUT"] > config["SESSION_ABSOLUTE_TIMEOUT"]:
         raise ConfigError("SESSION_IDLE_TIMEOUT must not exceed SESSION_ABSOLUTE_TIMEOUT")
+    if config["SESSION_TOUCH_INTERVAL"] * 2 > config["SESSION_IDLE_TIMEOUT"]:
+        raise ConfigError("SESSION_TOUCH_INTERVAL must be at most half of SESSION_IDLE_TIMEOUT")
 
 
 def now(config: Mapping[str, Any]) -> float:

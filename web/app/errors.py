@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, make_response, render_template, request, session
+from flask import Flask, current_app, jsonify, make_response, render_template, request
 from flask.typing import ResponseReturnValue
 from flask.wrappers import Response
 from flask_wtf.csrf import CSRFError
-from redis import RedisError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import (
     HTTPException,
@@ -49,6 +48,17 @@ def render_error(error: HTTPException) -> Response:
     return response
 
 
+def service_unavailable(what: str, trace: bool = True) -> Response:
+    """Answer 503 naming `what` (the session store, the database...), with Retry-After."""
+    db.session.rollback()
+    current_app.logger.error("%s unavailable", what, exc_info=trace)
+    response = render_error(
+        ServiceUnavailable(f"The {what} is unavailable right now. Please try again.")
+    )
+    response.headers["Retry-After"] = str(RETRY_SECONDS)
+    return response
+
+
 def register(app: Flask) -> None:
     """Install the handlers on `app`."""
 
@@ -71,31 +81,15 @@ def register(app: Flask) -> None:
         )
         return render_error(error)
 
-    def unavailable(what: str, trace: bool = True) -> ResponseReturnValue:
-        db.session.rollback()
-        app.logger.error("%s unavailable", what, exc_info=trace)
-        error = ServiceUnavailable(f"The {what} is unavailable right now. Please try again.")
-        response = render_error(error)
-        response.headers["Retry-After"] = str(RETRY_SECONDS)
-        return response
-
-    @app.before_request
-    def session_store_down() -> None:
-        # The session could not be loaded (sessions.py); only the probes answer normally.
-        if getattr(session, "unavailable", False) and request.blueprint != "health":
-            raise RedisError("session store unavailable")
-
-    @app.errorhandler(RedisError)
-    def redis_error(error: RedisError) -> ResponseReturnValue:
-        return unavailable("session store")
+    # Redis outages are answered by sessions/__init__.py, the home of the session store.
 
     @app.errorhandler(OperationalError)
     def database_error(error: OperationalError) -> ResponseReturnValue:
-        return unavailable("database")
+        return service_unavailable("database")
 
     @app.errorhandler(HashingBusy)
     def hashing_busy(error: HashingBusy) -> ResponseReturnValue:
-        return unavailable("login service", trace=False)  # load, not a fault
+        return service_unavailable("login service", trace=False)  # load, not a fault
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> ResponseReturnValue:

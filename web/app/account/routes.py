@@ -7,10 +7,10 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, fresh_login_required, login_required
 
 from .. import audit
-from ..auth.service import end_other_sessions, sign_out_here
+from ..auth.service import current_account, end_other_sessions, end_this_session
 from ..extensions import db, limiter
 from ..passwords import hashing_slot
-from ..sessions import current_sid, end_all_sessions, end_session, list_sessions, session_handle
+from ..sessions import current_sid, end_session, end_sessions_of, list_sessions, session_handle
 from .forms import DeleteAccountForm, EndSessionForm, PasswordChangeForm
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -42,7 +42,7 @@ def index() -> ResponseReturnValue:
 @bp.post("/sessions/<handle>/end")
 def end_one(handle: str) -> ResponseReturnValue:
     """End one of the user's sessions (ending this one logs out here)."""
-    if handle == session_handle(current_sid()):
+    if handle == session_handle(current_sid() or ""):
         return redirect(url_for("auth.logout"))  # ending this session is logging out
     if not end_session(current_user.id, handle):
         abort(404, description="That session has already ended.")
@@ -55,7 +55,7 @@ def end_one(handle: str) -> ResponseReturnValue:
 @bp.post("/sessions/end-others")
 def end_others() -> ResponseReturnValue:
     """End every other session and every remember-me cookie; this one stays."""
-    ended = end_other_sessions(current_user)
+    ended = end_other_sessions(current_account())
     audit.record(current_user, "other_sessions_ended")
     db.session.commit()
     flash(f"Ended {ended} other session{'s' if ended != 1 else ''}.", "success")
@@ -69,17 +69,16 @@ def password() -> ResponseReturnValue:
     """Change the password: other sessions and all remember-me cookies end."""
     form = PasswordChangeForm()
     if form.validate_on_submit():
+        user = current_account()
         with hashing_slot():
-            ok = current_user.check_password(form.current.data)
+            ok = user.check_password(form.current.data)
             if ok:
-                current_user.set_password(
-                    form.password.data, current_app.config["BCRYPT_LOG_ROUNDS"]
-                )
+                user.set_password(form.password.data, current_app.config["BCRYPT_LOG_ROUNDS"])
         if not ok:
             form.current.errors.append("That is not your current password.")
             return render_template("account/password.html", form=form), 422
-        end_other_sessions(current_user)
-        audit.record(current_user, "password_changed")
+        end_other_sessions(user)
+        audit.record(user, "password_changed")
         db.session.commit()
         flash("Password changed. Your other sessions have ended.", "success")
         return redirect(url_for("account.index"))
@@ -92,16 +91,16 @@ def delete() -> ResponseReturnValue:
     """Delete the account and its people, and end all its sessions."""
     form = DeleteAccountForm()
     if form.validate_on_submit():
+        user = current_account()
         with hashing_slot():
-            ok = current_user.check_password(form.password.data)
+            ok = user.check_password(form.password.data)
         if not ok:
             form.password.errors.append("That is not your password.")
             return render_template("account/delete.html", form=form), 422
-        user = current_user._get_current_object()
-        ended = end_all_sessions(user.id)
+        ended = end_sessions_of(user.id)
         db.session.delete(user)
         db.session.commit()
         current_app.logger.info("account deleted: user id %s", user.id)
-        sign_out_here()
+        end_this_session()
         return render_template("account/deleted.html", ended=ended)
     return render_template("account/delete.html", form=form), 422 if form.errors else 200

@@ -3,43 +3,47 @@
 from __future__ import annotations
 
 import hmac
-from typing import Any
 
-from flask import Flask, session
-from flask_login import LoginManager, user_loaded_from_cookie
+from flask_login import LoginManager, UserMixin
 
 from .. import audit
 from ..extensions import db
 from ..models import User
-from ..sessions import AUTH, start_authenticated
+from ..sessions import signed_in_identity, start_authenticated
 
 
-def load_user(user_id: str) -> User | None:
+class SessionUser(UserMixin):
+    """The signed-in user as their session knows them: what pages need, no database row."""
+
+    def __init__(self, user_id: int, username: str) -> None:
+        self.id = user_id
+        self.username = username
+
+
+def load_user(user_id: str) -> SessionUser | User | None:
     """Return the user for `id:token`, if the session vouches for it or the token is current.
 
-    A session we created at login is authoritative (ending it on the server is how it is
-    revoked). A remember-me cookie only works while its token matches the user's current one:
-    logging out, changing the password or ending all sessions rotates it.
+    A live server-side session is authoritative (ending it on the server is how it is
+    revoked), so it needs no database query. A remember-me cookie only works while its token
+    matches the user's current one: logging out, changing the password or ending all
+    sessions rotates it. It then starts a fresh, tracked session: no request is ever signed
+    in without one.
     """
     raw_id, _, token = user_id.partition(":")
     if not raw_id.isdigit():
         return None
-    user = db.session.get(User, int(raw_id))
-    if user is None:
+    identity = signed_in_identity()
+    if identity and identity["uid"] == int(raw_id):
+        return SessionUser(identity["uid"], identity["username"])
+    if not token:
         return None
-    auth = session.get(AUTH)
-    if auth and auth.get("uid") == user.id:
-        return user
-    if token and hmac.compare_digest(token, user.remember_token):
-        return user
-    return None
-
-
-def on_remembered(app: Flask, user: User, **_: Any) -> None:
-    """A remember cookie signed the user in: give them a fresh, tracked session."""
-    start_authenticated(user.id)
+    user = db.session.get(User, int(raw_id))
+    if user is None or not hmac.compare_digest(token, user.remember_token):
+        return None
+    start_authenticated(user.id, user.username)
     audit.record(user, "login_remembered")
     db.session.commit()
+    return user
 
 
 def register_user_loader(manager: LoginManager) -> None:
@@ -54,4 +58,3 @@ def register_user_loader(manager: LoginManager) -> None:
     # Server-side sessions with idle and absolute limits replace Flask-Login's fingerprinting,
     # which trusts the first X-Forwarded-For entry and logs out mobile users on every network.
     manager.session_protection = None
-    user_loaded_from_cookie.connect(on_remembered)

@@ -20,7 +20,7 @@ from .lockout import (
     login_failed,
     remember_address,
 )
-from .service import authenticate, find_user, log_in, log_out
+from .service import authenticate, current_account, find_user, log_in, log_out
 
 bp = Blueprint("auth", __name__)
 
@@ -114,7 +114,7 @@ def logout() -> ResponseReturnValue:
         return render_template("auth/logout.html", form=form)
     if not form.validate_on_submit():
         return render_template("auth/logout.html", form=form), 400
-    log_out(current_user._get_current_object())
+    log_out(current_account())
     db.session.commit()
     flash("You are logged out.", "success")
     return redirect(url_for("main.index"))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from flask import after_this_request, current_app, request, session
 from flask.wrappers import Response
-from flask_login import login_user, logout_user
+from flask_login import current_user, login_fresh, login_user, logout_user
 
 from .. import audit
 from ..extensions import db
 from ..models import User, username_key
 from ..passwords import burn_equal_work, hashing_slot
-from ..sessions import current_sid, end_all_sessions, end_current, start_authenticated
+from ..sessions import current_sid, end_current_session, end_sessions_of, start_authenticated
 
 
 def find_user(username: str) -> User | None:
@@ -37,11 +37,20 @@ def authenticate(username: str, password: str) -> User | None:
     return user
 
 
+def current_account() -> User:
+    """Return the signed-in user's database row (their session only knows id and username)."""
+    user = current_user._get_current_object()
+    return user if isinstance(user, User) else db.get_or_404(User, user.id)
+
+
 def log_in(user: User, remember: bool) -> None:
-    """Sign `user` in under a new session id; the caller commits."""
+    """Sign `user` in under a new session id; the caller commits.
+
+    Nothing of the signed-out session is kept: the CSRF secret is regenerated after login.
+    """
     session.clear()
     login_user(user, remember=remember)
-    start_authenticated(user.id)
+    start_authenticated(user.id, user.username)
     audit.record(user, "login")
 
 
@@ -61,10 +70,10 @@ def forget_remember_cookie() -> None:
         return response
 
 
-def sign_out_here() -> None:
-    """Sign this browser out: its session deleted from Redis, its remember cookie removed."""
+def end_this_session() -> None:
+    """Sign this browser out: its session ended on the server, its remember cookie removed."""
     logout_user()
-    end_current()
+    end_current_session()
     forget_remember_cookie()
 
 
@@ -72,7 +81,7 @@ def log_out(user: User) -> None:
     """End this session on the server and revoke every remember-me cookie; caller commits."""
     user.rotate_remember_token()
     audit.record(user, "logout")
-    sign_out_here()
+    end_this_session()
 
 
 def end_other_sessions(user: User) -> int:
@@ -81,9 +90,9 @@ def end_other_sessions(user: User) -> int:
     This device gets a new remember cookie if it had one. Returns how many sessions ended;
     the caller records the event and commits.
     """
-    ended = end_all_sessions(user.id, keep_sid=current_sid())
+    ended = end_sessions_of(user.id, keep=current_sid())
     user.rotate_remember_token()
-    session["_user_id"] = user.get_id()
-    if request.cookies.get(current_app.config["REMEMBER_COOKIE_NAME"]):
-        session["_remember"] = "set"
+    # Sign in again here with the new token: this session and its remember cookie stay valid.
+    remembered = bool(request.cookies.get(current_app.config["REMEMBER_COOKIE_NAME"]))
+    login_user(user, remember=remembered, fresh=login_fresh())
     return ended

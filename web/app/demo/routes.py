@@ -40,6 +40,7 @@ def request_info() -> ResponseReturnValue:
     secret_cookies = {
         current_app.config["SESSION_COOKIE_NAME"],
         current_app.config["REMEMBER_COOKIE_NAME"],
+        current_app.config["SESSION_ANONYMOUS_COOKIE_NAME"],  # holds the CSRF secret
     }
     cookies = {k: REDACTED if k in secret_cookies else v for k, v in request.cookies.items()}
     return jsonify(

@@ -34,9 +34,13 @@ def profile(name: str) -> ResponseReturnValue:
 @login_required
 def dashboard() -> ResponseReturnValue:
     """Welcome the user, with their preferences and a summary of their people."""
-    owned = Person.owner_id == current_user.id
-    count = db.session.scalar(db.select(db.func.count()).select_from(Person).where(owned))
-    latest = db.session.scalars(
-        db.select(Person).where(owned).order_by(Person.created_at.desc()).limit(DASHBOARD_PEOPLE)
-    )
-    return render_template("main/dashboard.html", people_count=count, latest=list(latest))
+    # One query: the window count sees every row of the user's before LIMIT keeps the latest.
+    rows = db.session.execute(
+        db.select(Person, db.func.count().over().label("total"))
+        .where(Person.owner_id == current_user.id)
+        .order_by(Person.created_at.desc(), Person.id.desc())
+        .limit(DASHBOARD_PEOPLE)
+    ).all()
+    count = rows[0].total if rows else 0
+    latest = [row.Person for row in rows]
+    return render_template("main/dashboard.html", people_count=count, latest=latest)
