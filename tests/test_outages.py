@@ -93,3 +93,18 @@ def test_connection_lost_at_commit_is_a_503_and_stores_nothing(app, signed_in, p
     proxy.heal()
     assert people_count(app) == before
     assert signed_in.get("/people").status_code == 200
+
+
+def test_database_down_with_only_a_remember_me_cookie_is_a_503(app, proxy):
+    app.test_client_class = Client
+    client = app.test_client()
+    Auth(client).register("bob")
+    Auth(client).login("bob", remember=True)
+    remember = client.get_cookie(app.config["REMEMBER_COOKIE_NAME"])
+    assert remember is not None
+    browser = app.test_client()  # a new browser session: only the remember-me cookie
+    browser.set_cookie(remember.key, remember.value)
+    proxy.cut()
+    assert_503(browser.get("/dashboard"))
+    proxy.heal()
+    assert browser.get("/dashboard").status_code == 200

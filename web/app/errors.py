@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, jsonify, make_response, render_template, request
+from flask import Flask, current_app, g, jsonify, make_response, render_template, request
 from flask.typing import ResponseReturnValue
 from flask.wrappers import Response
 from flask_wtf.csrf import CSRFError
@@ -85,6 +85,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     def database_error(error: OperationalError) -> ResponseReturnValue:
+        g.database_unavailable = True  # the page must not ask the database again (loader.py)
         return service_unavailable("database")
 
     @app.errorhandler(HashingBusy)

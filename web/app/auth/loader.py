@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 
+from flask import g
 from flask_login import LoginManager, UserMixin
 
 from .. import audit
@@ -35,8 +36,8 @@ def load_user(user_id: str) -> SessionUser | User | None:
     identity = signed_in_identity()
     if identity and identity["uid"] == int(raw_id):
         return SessionUser(identity["uid"], identity["username"])
-    if not token:
-        return None
+    if not token or g.get("database_unavailable"):
+        return None  # (the second: rendering the 503 page of a database outage)
     user = db.session.get(User, int(raw_id))
     if user is None or not hmac.compare_digest(token, user.remember_token):
         return None
