@@ -9,9 +9,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -25,6 +27,7 @@ from pytest_redis import factories
 from servers import postgres_server
 
 BASE_URL = "https://localhost"
+INIT_SECRETS = Path(__file__).resolve().parents[1] / "web" / "init-secrets.py"
 PASSWORD = "correct horse battery"
 
 
@@ -72,15 +75,37 @@ def redis_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def base_config(database_url: str, redis_url: str) -> dict[str, Any]:
+def redis_app_rules() -> str:
+    """The ACL rules of the app's Redis user, as web/init-secrets.py writes them."""
+    spec = importlib.util.spec_from_file_location("init_secrets", INIT_SECRETS)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.REDIS_APP_RULES)
+
+
+@pytest.fixture(scope="session")
+def app_redis_url(redis_url: str, redis_app_rules: str) -> Iterator[str]:
+    """URL of a Redis user with exactly the app's rights: the suite proves they suffice."""
+    name, password = f"app-{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+    admin = redis.Redis.from_url(redis_url)
+    admin.execute_command("ACL", "SETUSER", name, "on", f">{password}", *redis_app_rules.split())
+    url = urlsplit(redis_url)
+    yield f"redis://{name}:{password}@{url.hostname}:{url.port or 6379}{url.path or '/0'}"
+    admin.acl_deluser(name)
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+def base_config(database_url: str, app_redis_url: str) -> dict[str, Any]:
     """Settings every test app shares: real servers, fast bcrypt, CSRF on."""
     config = {
         "APP_ENV": "testing",
         "TESTING": True,
         "SECRET_KEY": "test-secret-key-that-is-long-enough-1234",
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "REDIS_URL": redis_url,
-        "RATELIMIT_STORAGE_URI": redis_url,
+        "REDIS_URL": app_redis_url,
+        "RATELIMIT_STORAGE_URI": app_redis_url,
         "BCRYPT_LOG_ROUNDS": 4,
     }
     migrated = create_app(config)
@@ -97,7 +122,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def make_app(base_config: dict[str, Any], clock: FakeClock) -> Iterator[Any]:
+def make_app(
+    base_config: dict[str, Any], clock: FakeClock, redis_client: redis.Redis
+) -> Iterator[Any]:
     """Build apps with extra settings; empty every table and Redis after the test."""
     apps: list[Flask] = []
 
@@ -112,7 +139,7 @@ def make_app(base_config: dict[str, Any], clock: FakeClock) -> Iterator[Any]:
         tables = ", ".join(t.name for t in db.metadata.sorted_tables)
         db.session.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         db.session.commit()
-        app.extensions["redis"].flushdb()
+        redis_client.flushdb()
         for each in apps:
             with each.app_context():
                 db.engine.dispose()
@@ -125,9 +152,11 @@ def app(make_app: Any) -> Flask:
 
 
 @pytest.fixture
-def redis_client(app: Flask) -> redis.Redis:
-    """The app's Redis client, to look at session keys."""
-    return app.extensions["redis"]
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """An administrator's Redis client, to look at (and reset) what the app stored."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
 
 
 class Client(FlaskClient):
