@@ -110,7 +110,7 @@ def test_redis_needs_the_password_and_keeps_it_out_of_argv(stack: Stack) -> None
 
 @pytest.mark.parametrize(
     ("setting", "expected"),
-    [("maxmemory-policy", "volatile-lru"), ("appendonly", "yes"), ("appendfsync", "everysec")],
+    [("maxmemory-policy", "noeviction"), ("appendonly", "yes"), ("appendfsync", "everysec")],
 )
 def test_redis_memory_and_persistence_settings(stack: Stack, setting: str, expected: str) -> None:
     assert stack.redis("config", "get", setting).split() == [setting, expected]
