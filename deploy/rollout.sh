@@ -19,6 +19,7 @@ log() { printf 'deploy: %s\n' "$*"; }
 die() { printf 'deploy: %s\n' "$*" >&2; exit 1; }
 
 running_web() { "${compose[@]}" ps -q web; }
+every_web() { "${compose[@]}" ps -a -q web; }  # a new replica may already have exited
 
 # The replica's own answer to /readyz (from inside: web publishes no port).
 is_ready() {
@@ -67,10 +68,14 @@ fi
 log "replacing ${total} replica(s) one by one"
 
 for id in "${old[@]}"; do
-	mapfile -t before < <(running_web)
-	"${compose[@]}" up -d --no-recreate --scale web="$((${#before[@]} + 1))" web
-	new="$(comm -13 <(printf '%s\n' "${before[@]}" | sort) <(running_web | sort) | head -n 1)"
+	mapfile -t running < <(running_web)
+	mapfile -t before < <(every_web)
+	"${compose[@]}" up -d --no-recreate --scale web="$((${#running[@]} + 1))" web
+	new="$(comm -13 <(printf '%s\n' "${before[@]}" | sort) <(every_web | sort) | head -n 1)"
 	[ -n "$new" ] || die "no new replica was started"
+	# Until it is ready, a crashing replica must not restart in a loop: each restart puts
+	# it back in nginx's DNS for a moment, under an address that then vanishes.
+	docker update --restart no "$new" >/dev/null
 	if ! wait_ready "$new"; then
 		printf 'deploy: the new replica did not become ready in %s s; its last log lines:\n' \
 			"$ready_timeout" >&2
@@ -78,6 +83,7 @@ for id in "${old[@]}"; do
 		docker rm -f "$new" >/dev/null
 		die "stopped: the running replicas were not touched"
 	fi
+	docker update --restart unless-stopped "$new" >/dev/null
 	log "new replica ${new:0:12} is ready; in rotation after ${settle} s"
 	sleep "$settle"
 	log "stopping old replica ${id:0:12} (it drains first)"
