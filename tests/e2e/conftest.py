@@ -195,9 +195,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.ca_file = str(ca)
         yield stack
     finally:
+        # The last lines of each service, for a failure that only shows as a status code.
+        print(stack.compose("logs", "--no-color", "--tail", "40", "web", check=False)[-6000:])
         stack.compose("down", "-v", "--remove-orphans", "-t", "5", check=False, timeout=180)
         subprocess.run(
-            ["docker", "image", "rm", "-f", env["WEB_IMAGE"], f"{project}-nginx"],
+            [
+                "docker",
+                "image",
+                "rm",
+                "-f",
+                env["WEB_IMAGE"],
+                f"{project}-nginx",
+                f"{project}-secrets",
+            ],
             capture_output=True,
             check=False,
         )

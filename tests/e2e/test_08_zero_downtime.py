@@ -24,6 +24,12 @@ def web_count(stack: Stack) -> int:
     return len(stack.compose("ps", "-q", "web").split())
 
 
+def started_at(stack: Stack, service: str) -> str:
+    """Return when the service's container started (it changes if it is restarted)."""
+    [container] = stack.compose("ps", "-q", service).split()
+    return f"{container} {stack.inspect(container)['State']['StartedAt']}"
+
+
 def assert_no_failures(tally_summary: str, failures: int) -> None:
     print(tally_summary)
     assert failures == 0, tally_summary
@@ -57,14 +63,18 @@ def test_make_deploy_replaces_every_replica_and_drops_nothing(stack: Stack) -> N
     stack.up("--scale", "web=2")
     try:
         before = set(stack.compose("ps", "-q", "web").split())
+        backends = {s: started_at(stack, s) for s in ("db", "redis", "nginx")}
         with Traffic(stack) as tally:
             started = time.monotonic()
-            deploy = stack.make("deploy")
+            # A new build (another version label: a new image under the same tag).
+            deploy = stack.make("deploy", env={"APP_VERSION": f"e2e-{time.time_ns()}"})
             took = time.monotonic() - started
         assert deploy.returncode == 0, deploy.stdout + deploy.stderr
         after = set(stack.compose("ps", "-q", "web").split())
         assert len(after) == 2, "the deploy changed the number of replicas"
         assert not before & after, "an old replica is still running"
+        restarted = [s for s, at in backends.items() if started_at(stack, s) != at]
+        assert not restarted, f"the deploy restarted {restarted}"
         print(f"make deploy took {took:.1f} s")
         assert_no_failures(tally.summary("make deploy"), sum(tally.failures.values()))
         # The next plain `up` finds the deployed replicas current: it recreates nothing.
