@@ -95,10 +95,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SECRET_KEY": _env(env, "SECRET_KEY"),
         "SQLALCHEMY_DATABASE_URI": _env(env, "DATABASE_URL"),
         "SQLALCHEMY_ENGINE_OPTIONS": {
-            # No pre-ping: it was a second round trip (and transaction) on every request.
-            # After a PostgreSQL restart the first query on each stale connection fails:
-            # that request answers 503 and SQLAlchemy replaces the whole pool.
-            "pool_pre_ping": False,
+            # Pre-ping: a connection PostgreSQL dropped (a restart, a failover) is replaced
+            # before the request uses it, so the first request after PostgreSQL returns works.
+            # It costs one round trip per request (`SELECT 1` on checkout, ~0.1 ms here).
+            "pool_pre_ping": True,
             "connect_args": {"connect_timeout": 5},
         },
         "REDIS_URL": redis_url,
