@@ -79,7 +79,7 @@ def redis_client(url: str) -> redis.Redis:
 
 def register_extensions(app: Flask) -> None:
     """Bind the session store, the extensions and the hashing slots to the app."""
-    from . import sessions
+    from . import dbpool, sessions
     from .auth.loader import register_user_loader
 
     client = redis_client(app.config["REDIS_URL"])
@@ -87,6 +87,7 @@ def register_extensions(app: Flask) -> None:
     # First: its hooks must run before CSRFProtect's and after Flask-Login's (see sessions).
     sessions.init_app(app, client)
     db.init_app(app)
+    dbpool.register(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
     bcrypt.init_app(app)
     csrf.init_app(app)

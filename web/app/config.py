@@ -95,12 +95,13 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SECRET_KEY": _env(env, "SECRET_KEY"),
         "SQLALCHEMY_DATABASE_URI": _env(env, "DATABASE_URL"),
         "SQLALCHEMY_ENGINE_OPTIONS": {
-            # Pre-ping: a connection PostgreSQL dropped (a restart, a failover) is replaced
-            # before the request uses it, so the first request after PostgreSQL returns works.
-            # It costs one round trip per request (`SELECT 1` on checkout, ~0.1 ms here).
-            "pool_pre_ping": True,
+            # No pre-ping on every checkout (a round trip and a transaction per request):
+            # dbpool.py pings only connections that sat idle, and replaces dead ones.
+            "pool_pre_ping": False,
             "connect_args": {"connect_timeout": 5},
         },
+        # A pooled connection idle this long is pinged before use (dbpool.py).
+        "DB_PING_AFTER_IDLE": _float(env, "DB_PING_AFTER_IDLE", 1.0),
         "REDIS_URL": redis_url,
         "LOG_LEVEL": _str(env, "LOG_LEVEL", "INFO").upper(),
         # Reverse proxy: how many hops of X-Forwarded-* to trust (nginx in front = 1).
