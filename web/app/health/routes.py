@@ -56,7 +56,7 @@ def schema_state() -> str:
     old code working, so old replicas stay ready during a deploy); "behind" when the image
     carries migrations the database lacks; "unknown" when PostgreSQL does not answer.
     """
-    script = migration_scripts()
+    known, heads = image_revisions()
     try:
         current = set(db.session.scalars(db.text("SELECT version_num FROM alembic_version")))
     except ProgrammingError:  # no alembic_version table: never migrated
@@ -65,16 +65,17 @@ def schema_state() -> str:
     except SQLAlchemyError:
         db.session.rollback()
         return "unknown"
-    known = {rev.revision for rev in script.walk_revisions()}
     if current - known:
         return "ok"  # a revision this image does not know: the database is ahead
-    return "ok" if current == set(script.get_heads()) else "behind"
+    return "ok" if current == heads else "behind"
 
 
-def migration_scripts() -> ScriptDirectory:
-    """Return the image's migration scripts, read once per process."""
-    scripts = current_app.extensions.get("migration_scripts")
-    if scripts is None:
-        scripts = ScriptDirectory(current_app.extensions["migrate"].directory)
-        current_app.extensions["migration_scripts"] = scripts
-    return scripts
+def image_revisions() -> tuple[frozenset[str], frozenset[str]]:
+    """Return every migration this image carries and its heads, read once per process."""
+    revisions = current_app.extensions.get("migration_revisions")
+    if revisions is None:
+        script = ScriptDirectory(current_app.extensions["migrate"].directory)
+        known = frozenset(rev.revision for rev in script.walk_revisions())
+        revisions = (known, frozenset(script.get_heads()))
+        current_app.extensions["migration_revisions"] = revisions
+    return revisions
