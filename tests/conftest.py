@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import runpy
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,13 +76,15 @@ def redis_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def redis_app_rules() -> str:
+def init_secrets() -> dict[str, Any]:
+    """The names web/init-secrets.py defines (a script, not a module: loaded, not run)."""
+    return runpy.run_path(str(INIT_SECRETS))
+
+
+@pytest.fixture(scope="session")
+def redis_app_rules(init_secrets: dict[str, Any]) -> str:
     """The ACL rules of the app's Redis user, as web/init-secrets.py writes them."""
-    spec = importlib.util.spec_from_file_location("init_secrets", INIT_SECRETS)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return str(module.REDIS_APP_RULES)
+    return str(init_secrets["REDIS_APP_RULES"])
 
 
 @pytest.fixture(scope="session")

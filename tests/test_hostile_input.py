@@ -8,6 +8,7 @@ Some requests carry a valid CSRF token, so the forms' own validation is reached 
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 import pytest
@@ -45,6 +46,7 @@ CORPUS = [
     " ",
 ]
 # Raw, percent-encoded bytes that are not UTF-8 (lone surrogates, stray continuation bytes).
+VARIABLE = re.compile(r"<[^>]+>")  # a rule's <converter:name>
 RAW_PATH_SEGMENTS = ["%ff%fe", "%ed%a0%80", "%c0%af", "%e2%82", "%00"]
 
 
@@ -56,15 +58,10 @@ def header_value(value: str) -> str:
 
 def urls(app, segment: str) -> list[tuple[str, set[str]]]:
     """Return every route with `segment` (already URL-encoded) in each path variable."""
-    found = []
-    for rule in app.url_map.iter_rules():
-        path = rule.rule
-        for name in rule.arguments:
-            path = path.replace(f"<{rule._converters[name].__class__.__name__}:{name}>", segment)
-            for prefix in ("path:", "int:", ""):
-                path = path.replace(f"<{prefix}{name}>", segment)
-        found.append((path, set(rule.methods or ()) - {"HEAD", "OPTIONS"}))
-    return found
+    return [
+        (VARIABLE.sub(segment, rule.rule), set(rule.methods or ()) - {"HEAD", "OPTIONS"})
+        for rule in app.url_map.iter_rules()
+    ]
 
 
 def attack(app, client, value: str, raw_segment: str | None = None) -> list[int]:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "web" / "init-secrets.py"
+from conftest import INIT_SECRETS
 
 
 def run(root: Path, pgdata: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -20,7 +20,11 @@ def run(root: Path, pgdata: Path, **env: str) -> subprocess.CompletedProcess[str
         **env,
     }
     return subprocess.run(
-        [sys.executable, str(SCRIPT)], env=environ, capture_output=True, text=True, check=False
+        [sys.executable, str(INIT_SECRETS)],
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 

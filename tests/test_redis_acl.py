@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import runpy
 import secrets
 
 import pytest
 import redis
-from conftest import INIT_SECRETS
 
 
 @pytest.fixture
@@ -41,9 +39,9 @@ def test_the_app_user_cannot_touch_other_keys(app_user):
         app_user.get("someone-else:key")
 
 
-def test_redis_conf_holds_only_password_hashes():
-    module = runpy.run_path(str(INIT_SECRETS))
-    values = {secret: secrets.token_urlsafe(32) for secret, _ in module["REDIS_USERS"].values()}
-    conf = module["redis_conf"](values)
+def test_redis_conf_holds_only_password_hashes(init_secrets):
+    users = init_secrets["REDIS_USERS"].values()
+    values = {secret: secrets.token_urlsafe(32) for secret, _ in users}
+    conf = init_secrets["redis_conf"](values)
     assert "user default off" in conf
     assert all(value not in conf for value in values.values())

@@ -127,8 +127,7 @@ def main() -> None:
         write(ROOT / "migrate" / name, values[name], 0o440, APP_UID)
     # Only migrate holds the schema owner's password; web never does.
     write(ROOT / "migrate" / "postgres_password", values["postgres_password"], 0o440, APP_UID)
-    for stale in ("postgres_password",):  # left in web's volume by older versions
-        (ROOT / "web" / stale).unlink(missing_ok=True)
+    (ROOT / "web" / "postgres_password").unlink(missing_ok=True)  # left by older versions
     (ROOT / "redis" / "password").unlink(missing_ok=True)  # the old single password
     write(ROOT / "db" / "postgres_password", values["postgres_password"], 0o444)
     write(ROOT / "redis" / "probe_password", values["redis_probe_password"], 0o444)
