@@ -100,6 +100,10 @@ class Stack:
         """Return the ids of the service's containers (running or exited)."""
         return self.compose("ps", "-a", "-q", service).split()
 
+    def running(self, service: str) -> list[str]:
+        """Return the ids of the service's running containers."""
+        return self.compose("ps", "-q", service).split()
+
     def inspect(self, container: str) -> dict:
         """Return `docker inspect` of one container."""
         out = subprocess.run(

@@ -19,14 +19,9 @@ from .traffic import Traffic
 pytestmark = pytest.mark.e2e
 
 
-def web_count(stack: Stack) -> int:
-    """Return the number of running web containers."""
-    return len(stack.compose("ps", "-q", "web").split())
-
-
 def started_at(stack: Stack, service: str) -> str:
     """Return when the service's container started (it changes if it is restarted)."""
-    [container] = stack.compose("ps", "-q", service).split()
+    [container] = stack.running(service)
     return f"{container} {stack.inspect(container)['State']['StartedAt']}"
 
 
@@ -38,17 +33,17 @@ def assert_no_failures(tally_summary: str, failures: int) -> None:
 def test_scale_out_and_in_drops_nothing(stack: Stack) -> None:
     with Traffic(stack) as tally:
         stack.up("--scale", "web=3")
-        assert web_count(stack) == 3
+        assert len(stack.running("web")) == 3
         time.sleep(4)  # the new replicas take traffic
         stack.up("--scale", "web=1")
-        assert web_count(stack) == 1
+        assert len(stack.running("web")) == 1
     assert_no_failures(tally.summary("scale 1->3->1"), sum(tally.failures.values()))
 
 
 def test_restart_of_one_of_two_replicas_drops_nothing(stack: Stack) -> None:
     stack.up("--scale", "web=2")
     try:
-        first = stack.compose("ps", "-q", "web").split()[0]
+        first = stack.running("web")[0]
         with Traffic(stack) as tally:
             subprocess.run(["docker", "restart", first], check=True, capture_output=True)
             # Back in service: healthy again, and answering through nginx.
@@ -62,7 +57,7 @@ def test_restart_of_one_of_two_replicas_drops_nothing(stack: Stack) -> None:
 def test_make_deploy_replaces_every_replica_and_drops_nothing(stack: Stack) -> None:
     stack.up("--scale", "web=2")
     try:
-        before = set(stack.compose("ps", "-q", "web").split())
+        before = set(stack.running("web"))
         backends = {s: started_at(stack, s) for s in ("db", "redis", "nginx")}
         with Traffic(stack) as tally:
             started = time.monotonic()
@@ -70,7 +65,7 @@ def test_make_deploy_replaces_every_replica_and_drops_nothing(stack: Stack) -> N
             deploy = stack.make("deploy", env={"APP_VERSION": f"e2e-{time.time_ns()}"})
             took = time.monotonic() - started
         assert deploy.returncode == 0, deploy.stdout + deploy.stderr
-        after = set(stack.compose("ps", "-q", "web").split())
+        after = set(stack.running("web"))
         assert len(after) == 2, "the deploy changed the number of replicas"
         assert not before & after, "an old replica is still running"
         restarted = [s for s, at in backends.items() if started_at(stack, s) != at]
@@ -78,16 +73,16 @@ def test_make_deploy_replaces_every_replica_and_drops_nothing(stack: Stack) -> N
         print(f"make deploy took {took:.1f} s")
         assert_no_failures(tally.summary("make deploy"), sum(tally.failures.values()))
         # The next plain `up` finds the deployed replicas current: it recreates nothing.
-        nginx = stack.compose("ps", "-q", "nginx").split()
+        nginx = stack.running("nginx")
         stack.up("--scale", "web=2")
-        assert set(stack.compose("ps", "-q", "web").split()) == after
-        assert stack.compose("ps", "-q", "nginx").split() == nginx
+        assert set(stack.running("web")) == after
+        assert stack.running("nginx") == nginx
     finally:
         stack.up("--scale", "web=1")
 
 
 def test_a_broken_image_stops_the_deploy_before_any_old_replica(stack: Stack) -> None:
-    before = set(stack.compose("ps", "-q", "web").split())
+    before = set(stack.running("web"))
     broken = f"{stack.env['WEB_IMAGE']}-broken"
     # An image that migrates fine but whose web server never starts.
     dockerfile = (
@@ -106,7 +101,7 @@ def test_a_broken_image_stops_the_deploy_before_any_old_replica(stack: Stack) ->
         assert deploy.returncode != 0
         assert "did not become ready" in deploy.stderr, deploy.stderr
         assert "deliberately broken image" in deploy.stderr, "the reason is not shown"
-        assert set(stack.compose("ps", "-q", "web").split()) == before
+        assert set(stack.running("web")) == before
         assert stack.session().get(stack.base_url + "/healthz", timeout=10).status_code == 200
     finally:
         subprocess.run(["docker", "image", "rm", "-f", broken], capture_output=True, check=False)

@@ -101,4 +101,4 @@ def test_a_lost_secrets_volume_stops_the_stack_with_one_clear_line(stack: Stack)
     assert started.returncode != 0, "the stack started with a new database password"
     logs = stack.compose("logs", "--no-color", "secrets")
     assert "postgres_password is missing but the database" in logs
-    assert not stack.compose("ps", "-q", "web").split(), "web started anyway"
+    assert not stack.running("web"), "web started anyway"
