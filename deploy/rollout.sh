@@ -66,6 +66,7 @@ if ((total == 0)); then
 	exit 0
 fi
 log "replacing ${total} replica(s) one by one"
+replaced=0
 
 for id in "${old[@]}"; do
 	mapfile -t running < <(running_web)
@@ -81,7 +82,7 @@ for id in "${old[@]}"; do
 			"$ready_timeout" >&2
 		docker logs --tail 20 "$new" 2>&1 | sed 's/^/  | /' >&2
 		docker rm -f "$new" >/dev/null
-		die "stopped: the running replicas were not touched"
+		die "stopped: ${replaced} of ${total} replica(s) replaced so far; the others were not touched"
 	fi
 	docker update --restart unless-stopped "$new" >/dev/null
 	log "new replica ${new:0:12} is ready; in rotation after ${settle} s"
@@ -89,5 +90,6 @@ for id in "${old[@]}"; do
 	log "stopping old replica ${id:0:12} (it drains first)"
 	docker stop "$id" >/dev/null
 	docker rm "$id" >/dev/null
+	replaced=$((replaced + 1))
 done
 log "done: ${total} replica(s) replaced in $((SECONDS - started)) s"
