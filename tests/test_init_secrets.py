@@ -53,3 +53,17 @@ def test_a_lost_password_with_an_existing_database_stops_with_one_clear_line(tmp
 
     given = run(tmp_path / "s", pgdata, POSTGRES_PASSWORD="the-database-password")
     assert given.returncode == 0, given.stderr
+
+
+def test_the_exporters_get_their_own_passwords_and_migrate_the_postgres_one(tmp_path):
+    result = run(tmp_path / "s", tmp_path / "pgdata")
+    assert result.returncode == 0, result.stderr
+    canonical, monitor = tmp_path / "s" / "canonical", tmp_path / "s" / "monitor"
+    postgres = (canonical / "postgres_monitor_password").read_text()
+    assert (monitor / "postgres_password").read_text() == postgres
+    assert (tmp_path / "s" / "migrate" / "postgres_monitor_password").read_text() == postgres
+    redis_password = (canonical / "redis_monitor_password").read_text()
+    assert (monitor / "redis_password").read_text() == redis_password
+    assert "user monitor on #" in (tmp_path / "s" / "redis" / "redis.conf").read_text()
+    assert not (tmp_path / "s" / "web" / "postgres_monitor_password").exists()
+    assert sorted(p.name for p in monitor.iterdir()) == ["postgres_password", "redis_password"]

@@ -45,3 +45,21 @@ def test_redis_conf_holds_only_password_hashes(init_secrets):
     conf = init_secrets["redis_conf"](values)
     assert "user default off" in conf
     assert all(value not in conf for value in values.values())
+
+
+def test_the_monitor_user_runs_info_and_ping_only(redis_url, init_secrets):
+    _, rules = init_secrets["REDIS_USERS"]["monitor"]
+    name, password = f"monitor-{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+    admin = redis.Redis.from_url(redis_url)
+    admin.execute_command("ACL", "SETUSER", name, "on", f">{password}", *rules.split())
+    monitor = redis.Redis.from_url(redis_url, username=name, password=password)
+    try:
+        assert monitor.ping()
+        assert "used_memory" in monitor.info("memory")
+        for command in (("GET", "session:abc"), ("CONFIG", "GET", "*"), ("KEYS", "*")):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                monitor.execute_command(*command)
+    finally:
+        monitor.close()
+        admin.acl_deluser(name)
+        admin.close()

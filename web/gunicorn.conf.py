@@ -130,3 +130,46 @@ def post_worker_init(worker: object) -> None:
 
     signal.signal(signal.SIGTERM, close_listener_then_stop)
     signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn sets it: no EINTR mid-request
+
+
+# Metrics (app/metrics.py). Each worker writes its values to files in PROMETHEUS_MULTIPROC_DIR
+# (on the /tmp tmpfs); the arbiter serves their sum on METRICS_PORT, a port of this container
+# that nginx does not proxy: /metrics is never reachable from outside. Files of an earlier
+# run are removed before any process writes new ones (this file runs before the app loads).
+metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+metrics_port = _int_env("METRICS_PORT", 0)
+if metrics_dir:
+    Path(metrics_dir).mkdir(parents=True, exist_ok=True)
+    for stale in Path(metrics_dir).glob("*.db"):
+        stale.unlink()
+
+
+def on_starting(server: object) -> None:
+    """Serve the workers' summed metrics from the arbiter, which outlives every worker."""
+    if metrics_dir and metrics_port:
+        from app import metrics
+
+        metrics.serve(metrics_port, metrics_dir)
+
+
+def child_exit(server: object, worker: object) -> None:
+    """Tell prometheus_client a worker is gone (its live gauges are dropped)."""
+    from app import metrics
+
+    metrics.worker_exited(worker.pid)  # type: ignore[attr-defined]
+
+
+# Logs. LOG_FORMAT=json (web's compose default): gunicorn's own lines are JSON objects too,
+# and its access log is off, since the app writes one JSON line per request (app/logs.py).
+# text: gunicorn's human-readable access lines, as above.
+if os.environ.get("LOG_FORMAT", "json") == "json":
+    accesslog = None
+    # Merged into gunicorn's logging defaults (glogging.CONFIG_DEFAULTS): its handlers use
+    # the formatter "generic"; gunicorn's error lines go to root's handler (stdout), once.
+    logconfig_dict = {
+        "formatters": {"generic": {"()": "app.logs.JsonFormatter"}},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
+            "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+        },
+    }

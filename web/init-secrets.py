@@ -11,6 +11,8 @@ value stored by an earlier run is reused; otherwise a new random one is generate
     /secrets/db          0444 - postgres_password (volume mounted in db only)
     /secrets/redis       0444 - redis.conf (ACL users, passwords as SHA-256), probe_password
                          (the healthcheck's) and admin_password (`make redis-cli`)
+    /secrets/monitor     0444 - postgres_password and redis_password of the exporters'
+                         `monitor` logins (monitoring profile); migrate also gets the former
 
 The db and redis images drop from root to their own user, whose uid differs between
 image builds, so their single-purpose volumes hold world-readable files: the volume, mounted
@@ -40,6 +42,10 @@ SECRETS = {
     "redis_password": ("REDIS_PASSWORD", lambda: secrets.token_urlsafe(32)),
     "redis_probe_password": ("REDIS_PROBE_PASSWORD", lambda: secrets.token_urlsafe(32)),
     "redis_admin_password": ("REDIS_ADMIN_PASSWORD", lambda: secrets.token_urlsafe(32)),
+    # The monitoring exporters' logins: PostgreSQL role `monitor` (pg_monitor, set by
+    # `flask access grant`) and Redis user `monitor` (INFO and PING only).
+    "postgres_monitor_password": ("POSTGRES_MONITOR_PASSWORD", lambda: secrets.token_urlsafe(32)),
+    "redis_monitor_password": ("REDIS_MONITOR_PASSWORD", lambda: secrets.token_urlsafe(32)),
 }
 WEB_SECRETS = ("secret_key", "postgres_app_password", "redis_password")
 
@@ -56,6 +62,8 @@ REDIS_USERS = {
     "app": ("redis_password", REDIS_APP_RULES),
     "probe": ("redis_probe_password", "resetkeys resetchannels -@all +ping"),
     "admin": ("redis_admin_password", "~* &* +@all"),
+    # The Prometheus exporter: server statistics (INFO) and PING, no key, no other command.
+    "monitor": ("redis_monitor_password", "resetkeys resetchannels -@all +info +ping"),
 }
 
 
@@ -133,6 +141,15 @@ def main() -> None:
     write(ROOT / "redis" / "probe_password", values["redis_probe_password"], 0o444)
     write(ROOT / "redis" / "admin_password", values["redis_admin_password"], 0o444)
     write(ROOT / "redis" / "redis.conf", redis_conf(values), 0o444)
+    # The monitoring profile: migrate sets the role's password; the exporters log in with them.
+    write(
+        ROOT / "migrate" / "postgres_monitor_password",
+        values["postgres_monitor_password"],
+        0o440,
+        APP_UID,
+    )
+    write(ROOT / "monitor" / "postgres_password", values["postgres_monitor_password"], 0o444)
+    write(ROOT / "monitor" / "redis_password", values["redis_monitor_password"], 0o444)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import threading
@@ -46,12 +45,11 @@ def trusted_hosts(config: Mapping[str, Any]) -> list[str] | None:
 
 
 def configure_logging(app: Flask) -> None:
-    """Log to stderr at LOG_LEVEL (gunicorn and docker collect it)."""
-    logging.basicConfig(
-        level=app.config["LOG_LEVEL"],
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    app.logger.setLevel(app.config["LOG_LEVEL"])
+    """Log to stderr at LOG_LEVEL in LOG_FORMAT (gunicorn and docker collect it); time requests."""
+    from . import logs, metrics
+
+    logs.configure(app)
+    metrics.init_app(app)
 
 
 def register_proxy_fix(app: Flask) -> None:

@@ -60,6 +60,26 @@ def grant(connection: Connection, role: str, password: str) -> None:
         raw.execute(statement)
 
 
+def grant_monitor(connection: Connection, role: str, password: str) -> None:
+    """Create or update the exporter's `role`: pg_monitor's statistics, no data (idempotent)."""
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    name = sql.Identifier(role)
+    exists = connection.exec_driver_sql(
+        "SELECT 1 FROM pg_roles WHERE rolname = %(role)s", {"role": role}
+    ).first()
+    if not exists:
+        raw.execute(sql.SQL("CREATE ROLE {}").format(name))
+    # INHERIT: pg_monitor's rights apply without SET ROLE. A few connections are plenty.
+    raw.execute(
+        sql.SQL(
+            "ALTER ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT "
+            "CONNECTION LIMIT 3 PASSWORD {}"
+        ).format(name, sql.Literal(password))
+    )
+    raw.execute(sql.SQL("GRANT pg_monitor TO {}").format(name))
+
+
 @click.group("access")
 def access_cli() -> None:
     """Manage the web tier's database role."""
@@ -74,12 +94,36 @@ def access_cli() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="File holding the role's password.",
 )
+@click.option(
+    "--monitor-role",
+    envvar="POSTGRES_MONITOR_USER",
+    default="",
+    help="The metrics exporter's role (pg_monitor); with --monitor-password-file.",
+)
+@click.option(
+    "--monitor-password-file",
+    envvar="POSTGRES_MONITOR_PASSWORD_FILE",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="File holding the exporter role's password.",
+)
 @with_appcontext
-def grant_command(role: str, password_file: Path) -> None:
+def grant_command(
+    role: str, password_file: Path, monitor_role: str, monitor_password_file: Path | None
+) -> None:
     """Create or update the web role; run as the database owner after `flask db upgrade`."""
     password = password_file.read_text(encoding="utf-8").strip()
     if not password:
         raise click.ClickException(f"{password_file} is empty")
+    monitor_password = ""
+    if monitor_role and monitor_password_file:
+        monitor_password = monitor_password_file.read_text(encoding="utf-8").strip()
+        if not monitor_password:
+            raise click.ClickException(f"{monitor_password_file} is empty")
     with db.engine.begin() as connection:
         grant(connection, role, password)
+        if monitor_password:
+            grant_monitor(connection, monitor_role, monitor_password)
     click.echo(f"access: role {role} may read and write the application's tables, nothing more")
+    if monitor_password:
+        click.echo(f"access: role {monitor_role} may read server statistics (pg_monitor), no data")

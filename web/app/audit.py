@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import request
 
+from . import logs
 from .devices import device_label
 from .extensions import db
 from .models import AuthEvent, User
@@ -23,6 +24,7 @@ EVENTS = {
 def record(user: User, event: str) -> None:
     """Add an event for `user` to the database session; the caller commits."""
     assert event in EVENTS, event
+    logs.event(event, EVENTS[event], user_id=user.id)
     db.session.add(
         AuthEvent(
             user_id=user.id,

@@ -104,6 +104,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "DB_PING_AFTER_IDLE": _float(env, "DB_PING_AFTER_IDLE", 1.0),
         "REDIS_URL": redis_url,
         "LOG_LEVEL": _str(env, "LOG_LEVEL", "INFO").upper(),
+        # json: one JSON object per line (app/logs.py), for log shippers; text: for people.
+        "LOG_FORMAT": _str(env, "LOG_FORMAT", "json" if app_env == "production" else "text"),
         # Reverse proxy: how many hops of X-Forwarded-* to trust (nginx in front = 1).
         "PROXY_FIX_HOPS": _int(env, "PROXY_FIX_HOPS", 0),
         "TRUSTED_HOSTS_EXTRA": hosts,
@@ -190,6 +192,8 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError("SESSION_IDLE_TIMEOUT must not exceed SESSION_ABSOLUTE_TIMEOUT")
     if config["SESSION_TOUCH_INTERVAL"] * 2 > config["SESSION_IDLE_TIMEOUT"]:
         raise ConfigError("SESSION_TOUCH_INTERVAL must be at most half of SESSION_IDLE_TIMEOUT")
+    if config["LOG_FORMAT"] not in ("json", "text"):
+        raise ConfigError(f"LOG_FORMAT must be json or text, got {config['LOG_FORMAT']!r}")
 
 
 def now(config: Mapping[str, Any]) -> float:

@@ -10,6 +10,7 @@ from importlib import resources
 
 from flask import current_app
 
+from . import metrics
 from .extensions import bcrypt
 
 MIN_LENGTH = 8  # characters
@@ -49,7 +50,10 @@ def password_problem(password: str, username: str = "") -> str | None:
 def hashing_slot() -> Iterator[None]:
     """Hold one of the per-process bcrypt slots, so login floods cannot starve other pages."""
     slots: threading.BoundedSemaphore = current_app.extensions["hashing_slots"]
-    if not slots.acquire(timeout=current_app.config["BCRYPT_SLOT_WAIT"]):
+    with metrics.BCRYPT_SLOT_WAIT.time():
+        acquired = slots.acquire(timeout=current_app.config["BCRYPT_SLOT_WAIT"])
+    if not acquired:
+        metrics.BCRYPT_SLOT_TIMEOUTS.inc()
         raise HashingBusy
     try:
         yield

@@ -17,6 +17,7 @@ from redis import Redis, RedisError
 from ..config import now
 from ..devices import device_label
 from ..errors import service_unavailable
+from ..metrics import SESSION_STORE_ERRORS
 from .store import AUTH, SEEN, SessionStore, StoreSession, index_key, time_left
 from .store import INDEX_PREFIX as INDEX_PREFIX
 from .store import session_handle as session_handle
@@ -43,6 +44,7 @@ def init_app(app: Flask, client: Redis) -> None:
         try:
             store.commit(current, response)
         except RedisError:
+            SESSION_STORE_ERRORS.labels("save").inc()
             return service_unavailable("session store")
         if current.accessed:
             response.vary.add("Cookie")
@@ -50,6 +52,8 @@ def init_app(app: Flask, client: Redis) -> None:
 
     @app.errorhandler(RedisError)
     def redis_error(error: RedisError) -> ResponseReturnValue:
+        if not _current().unavailable:  # else already counted when loading it
+            SESSION_STORE_ERRORS.labels("request").inc()
         return service_unavailable("session store")
 
 

@@ -28,6 +28,7 @@ from itsdangerous import BadSignature
 from redis import Redis, RedisError
 
 from ..config import now
+from ..metrics import SESSION_STORE_ERRORS
 
 AUTH = "_auth"  # set at login: {"uid", "username", "started", "ip", "device"}
 SEEN = "_seen"  # when the session was last touched, for the idle timeout
@@ -112,6 +113,7 @@ class SessionStore(RedisSessionInterface):
                 # Redis' TTL normally removed it already; this covers skew and test clocks.
                 self.end(loaded.owner or 0, [str(sid)])
         except RedisError:
+            SESSION_STORE_ERRORS.labels("load").inc()
             app.logger.error("session store unavailable", exc_info=True)
             broken = StoreSession()
             broken.unavailable = True
