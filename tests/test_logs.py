@@ -1,0 +1,140 @@
+"""Log lines: one JSON object per request and per app event, with nginx's request id, and
+never a password, session id, CSRF token or cookie value (LOG_FORMAT=text for people)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from app.config import ConfigError, load_config, validate
+from app.logs import JsonFormatter, configure
+from conftest import PASSWORD, Auth, Client
+
+RID = "0123456789abcdef0123456789abcdef"  # nginx's $request_id: 32 hex digits
+
+
+def lines(caplog: pytest.LogCaptureFixture, logger: str = "app.") -> list[dict[str, Any]]:
+    """Return the captured records of the app's loggers as the JSON lines they become."""
+    formatter = JsonFormatter()
+    return [
+        json.loads(formatter.format(r)) for r in caplog.records if r.name.startswith(logger)
+    ]
+
+
+@pytest.fixture
+def json_app(make_app):
+    app = make_app(LOG_FORMAT="json")
+    app.test_client_class = Client
+    return app
+
+
+def test_each_request_is_one_json_line_with_nginx_request_id(json_app, caplog):
+    caplog.set_level(logging.INFO)
+    client = json_app.test_client()
+    client.get("/people?q=secret-query", headers={"X-Request-ID": RID})
+
+    (line,) = lines(caplog, "app.request")
+    assert line["request_id"] == RID
+    assert line["method"] == "GET"
+    assert line["path"] == "/people"  # without the query string
+    assert line["endpoint"] == "people.index"
+    assert line["status"] == 302  # signed out: to the login page
+    assert 0 <= line["duration_s"] < 5
+    assert line["user_id"] is None
+    assert line["replica"] and line["level"] == "info" and line["time"].endswith("+00:00")
+    assert "secret-query" not in json.dumps(line)
+
+
+def test_a_missing_or_hostile_request_id_is_replaced(json_app, caplog):
+    caplog.set_level(logging.INFO)
+    client = json_app.test_client()
+    client.get("/healthz")
+    client.get("/healthz", headers={"X-Request-ID": 'x" injected {"forged": 1}'})
+    ids = [line["request_id"] for line in lines(caplog, "app.request")]
+    assert len(ids) == 2 and ids[0] != ids[1]
+    assert all(len(rid) == 32 and int(rid, 16) >= 0 for rid in ids)
+
+
+def test_login_and_logout_are_events_and_requests_carry_the_user_id(json_app, caplog):
+    caplog.set_level(logging.INFO)
+    client = json_app.test_client()
+    auth = Auth(client)
+    assert auth.register().status_code == 302
+    assert auth.login(remember=True).status_code == 302
+    assert client.get("/dashboard", headers={"X-Request-ID": RID}).status_code == 200
+    assert auth.logout().status_code == 302
+
+    records = lines(caplog)
+    events = [(line["event"], line["user_id"]) for line in records if "event" in line]
+    user_id = events[0][1]
+    assert events == [("login", user_id), ("logout", user_id)]
+    (dashboard,) = [r for r in records if r.get("request_id") == RID]
+    assert dashboard["user_id"] == user_id and dashboard["status"] == 200
+
+    # What must never be written: the password, the cookies' values, the CSRF tokens.
+    text = "\n".join(json.dumps(line) for line in records)
+    secrets = [PASSWORD, client.csrf_token("/login")]
+    secrets += [cookie.value for cookie in client._cookies.values()]  # noqa: SLF001
+    assert all(secret and secret not in text for secret in secrets)
+
+
+def test_failed_login_and_rate_limit_are_events(make_app, caplog):
+    app = make_app(LOG_FORMAT="json", RATELIMIT_LOGIN="2/minute")
+    app.test_client_class = Client
+    auth = Auth(app.test_client())
+    assert auth.register().status_code == 302
+    caplog.set_level(logging.INFO)
+    statuses = [auth.login(password="wrong password 1").status_code for _ in range(3)]
+    assert statuses == [401, 401, 429]
+    events = [line["event"] for line in lines(caplog, "app.event")]
+    assert events == ["login_failed", "login_failed", "rate_limited"]
+    assert "wrong password" not in caplog.text
+
+
+def test_text_format_writes_no_request_lines_but_keeps_events(make_app, caplog):
+    app = make_app(LOG_FORMAT="text")
+    app.test_client_class = Client
+    caplog.set_level(logging.INFO)
+    auth = Auth(app.test_client())
+    assert auth.register().status_code == 302
+    assert auth.login().status_code == 302
+    assert not lines(caplog, "app.request")  # gunicorn's access log has them in text mode
+    assert [line["event"] for line in lines(caplog, "app.event")] == ["login"]
+    root = logging.getLogger()
+    assert not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
+
+
+def test_configure_reuses_its_handler(make_app):
+    app = make_app(LOG_FORMAT="json")
+    handlers = len(logging.getLogger().handlers)
+    configure(app)
+    configure(app)
+    assert len(logging.getLogger().handlers) == handlers
+
+
+def test_an_exception_is_one_json_line_too():
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord("app", logging.ERROR, __file__, 1, "failed", None, True)
+        record.exc_info = __import__("sys").exc_info()
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    assert json.loads(line)["exception"].endswith("ValueError: boom")
+
+
+@pytest.mark.parametrize(("env", "expected"), [("production", "json"), ("development", "text")])
+def test_json_is_the_default_in_production_only(env, expected):
+    config = load_config({"APP_ENV": env})
+    assert config["LOG_FORMAT"] == expected
+
+
+def test_an_unknown_format_is_refused():
+    config = load_config(
+        {"SECRET_KEY": "k" * 40, "DATABASE_URL": "postgresql://x", "REDIS_URL": "redis://x"}
+    )
+    config["LOG_FORMAT"] = "xml"
+    with pytest.raises(ConfigError, match="LOG_FORMAT must be json or text"):
+        validate(config)
