@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
 from prometheus_client import REGISTRY, generate_latest
 from servers import free_port
 
@@ -92,9 +91,9 @@ def test_a_session_store_outage_is_counted_with_the_final_status(make_app):
     assert after == answered + 1
 
 
-def get(url: str) -> tuple[int, str]:
+def get(port: int, path: str) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()
@@ -127,16 +126,16 @@ def test_gunicorn_serves_the_sum_of_its_workers_on_the_metrics_port_only(
         deadline = time.monotonic() + 30
         while True:
             try:
-                assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+                assert get(port, "/healthz")[0] == 200
                 break
             except OSError:
                 assert time.monotonic() < deadline, "gunicorn did not start"
                 time.sleep(0.2)
         for _ in range(19):  # 20 in all: each on its own connection, to either worker
-            assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
-        assert get(f"http://127.0.0.1:{port}/metrics")[0] == 404
+            assert get(port, "/healthz")[0] == 200
+        assert get(port, "/metrics")[0] == 404
 
-        status, text = get(f"http://127.0.0.1:{metrics_port}/metrics")
+        status, text = get(metrics_port, "/metrics")
         assert status == 200
         line = re.search(
             r'^http_requests_total\{endpoint="health.healthz",method="GET",status="200"\} (\S+)$',
