@@ -15,7 +15,8 @@ import secrets
 import socket
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,24 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_E2E = Path(__file__).with_name("compose.e2e.yml")  # test-only settings on top
 UP_TIMEOUT = 600  # seconds: a cold build on 2 cores takes a few minutes at most
 TEST_PASSWORD = "correct horse battery staple 42"
+# Passwords the tests type (right and wrong ones): none may ever reach a log line.
+TYPED_PASSWORDS = (TEST_PASSWORD, TEST_PASSWORD + " changed", "not the password at all")
+MONITORING_IMAGES = (
+    "prometheus",
+    "nginx-exporter",
+    "postgres-exporter",
+    "redis-exporter",
+    "blackbox-exporter",
+)
+# The generated secrets, read from the containers before the stack goes down.
+SECRET_FILES = {
+    "web": "/run/secrets/app/secret_key /run/secrets/app/postgres_app_password"
+    " /run/secrets/app/redis_password",
+    "redis": "/run/secrets/redis/admin_password /run/secrets/redis/probe_password",
+    # The exporters' logins (monitoring profile only).
+    "postgres-exporter": "/run/secrets/monitor/postgres_password"
+    " /run/secrets/monitor/redis_password",
+}
 
 
 def stack_variables() -> set[str]:
@@ -50,6 +69,9 @@ class Stack:
     http_port: int
     tmp: Path
     ca_file: str = ""
+    profiles: tuple[str, ...] = ()
+    # Cookie values and CSRF tokens the stack handed out: checked against the logs at the end.
+    secrets: set[str] = field(default_factory=set)
 
     @property
     def base_url(self) -> str:
@@ -58,6 +80,7 @@ class Stack:
     def compose_command(self) -> list[str]:
         """Return the `docker compose` command line for this project."""
         cmd = ["docker", "compose", "-p", self.project, "--env-file", str(self.tmp / "empty.env")]
+        cmd += [arg for profile in self.profiles for arg in ("--profile", profile)]
         return [*cmd, "-f", str(ROOT / "docker-compose.yml"), "-f", str(COMPOSE_E2E)]
 
     def compose(self, *args: str, check: bool = True, timeout: int = 120) -> str:
@@ -126,7 +149,11 @@ class Stack:
         # lets REQUESTS_CA_BUNDLE override session.verify (psf/requests#3829).
         client.trust_env = False
         client.verify = self.ca_file
+        client.hooks["response"].append(self._remember_cookies)
         return client
+
+    def _remember_cookies(self, response: requests.Response, *args: object, **kw: object) -> None:
+        self.secrets.update(cookie.value for cookie in response.cookies if cookie.value)
 
     def csrf_token(self, client: requests.Session, path: str) -> str:
         """GET a form page and return the hidden csrf_token it holds."""
@@ -136,6 +163,7 @@ class Stack:
             r'value="([^"]+)"[^>]*name="csrf_token"', page.text
         )
         assert match, f"no csrf_token on {path}"
+        self.secrets.add(match.group(1))
         return match.group(1)
 
     def post_form(self, client: requests.Session, path: str, data: dict) -> requests.Response:
@@ -169,12 +197,49 @@ def new_username() -> str:
     return f"e2e_{secrets.token_hex(4)}"
 
 
+def assert_no_secret_in_logs(stack: Stack, generated: dict[str, str]) -> None:
+    """Fail if any service's log holds a password, cookie value, CSRF token or secret."""
+    logs = stack.compose("logs", "--no-color", check=False, timeout=180)
+    assert len(logs) > 1000, "no logs to check"
+    candidates = {
+        **{f"typed password #{n}": p for n, p in enumerate(TYPED_PASSWORDS)},
+        **{f"cookie or CSRF token #{n}": v for n, v in enumerate(sorted(stack.secrets))},
+        **generated,
+    }
+    # Short values (a flag cookie such as "1") would match by chance; ours are long.
+    leaked = [name for name, value in candidates.items() if len(value) >= 8 and value in logs]
+    assert not leaked, f"secrets found in `docker compose logs`: {leaked}"  # names, not values
+
+
+def generated_secrets(stack: Stack) -> dict[str, str]:
+    """Return the stack's generated secrets by file name (read before it goes down)."""
+    found: dict[str, str] = {}
+    for service, files in SECRET_FILES.items():
+        if not stack.compose("ps", "-q", service, check=False).split():
+            continue  # not running, or not in this stack's profiles
+        for path in files.split():
+            value = stack.exec(service, f"cat {path} 2>/dev/null || true").strip()
+            if value:
+                found[path] = value
+    return found
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Build and start the real stack once; tear it down (with volumes) whatever happens."""
+    with running_stack(tmp_path_factory, "e2e") as started:
+        yield started
+
+
+@contextmanager
+def running_stack(
+    tmp_path_factory: pytest.TempPathFactory, prefix: str, profiles: tuple[str, ...] = ()
+) -> Iterator[Stack]:
+    """Start a stack (with compose `profiles`); on exit, check its logs hold no secret and
+    remove it with its volumes and images, whatever happened."""
     tmp = tmp_path_factory.mktemp("stack")
     (tmp / "empty.env").write_text("")  # a developer's .env must not leak into the test
-    project = f"e2e{secrets.token_hex(4)}"
+    project = f"{prefix}{secrets.token_hex(4)}"
     http_port, https_port = free_port(), free_port()
     # The test's own settings only: none from a developer's shell or .env leaks in.
     inherited = {k: v for k, v in os.environ.items() if k not in stack_variables()}
@@ -186,8 +251,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "WEB_IMAGE": f"flask-stack-web:{project}",
         "EXPOSE_SERVED_BY": "1",
         "WEB_CONCURRENCY": "2",  # two workers per replica: enough here, and quick to boot
+        "PROMETHEUS_PORT": str(free_port()),  # used by the monitoring profile only
     }
-    stack = Stack(project, env, https_port, http_port, tmp)
+    stack = Stack(project, env, https_port, http_port, tmp, profiles=profiles)
     try:
         try:
             stack.up(build=True)
@@ -198,6 +264,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         ca.write_text(stack.exec("nginx", "cat /etc/nginx/tls/tls.crt"))
         stack.ca_file = str(ca)
         yield stack
+        # Every service's logs, collected before `down`: the run's secrets are in none.
+        assert_no_secret_in_logs(stack, generated_secrets(stack))
     finally:
         # The last lines of each service, for a failure that only shows as a status code.
         print(stack.compose("logs", "--no-color", "--tail", "40", "web", check=False)[-6000:])
@@ -211,6 +279,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 env["WEB_IMAGE"],
                 f"{project}-nginx",
                 f"{project}-secrets",
+                *(f"{project}-{name}" for name in MONITORING_IMAGES if profiles),
             ],
             capture_output=True,
             check=False,
