@@ -43,7 +43,7 @@ SECRETS = {
     "redis_probe_password": ("REDIS_PROBE_PASSWORD", lambda: secrets.token_urlsafe(32)),
     "redis_admin_password": ("REDIS_ADMIN_PASSWORD", lambda: secrets.token_urlsafe(32)),
     # The monitoring exporters' logins: PostgreSQL role `monitor` (pg_monitor, set by
-    # `flask access grant`) and Redis user `monitor` (INFO and PING only).
+    # `flask access grant`) and Redis user `monitor` (statistics only).
     "postgres_monitor_password": ("POSTGRES_MONITOR_PASSWORD", lambda: secrets.token_urlsafe(32)),
     "redis_monitor_password": ("REDIS_MONITOR_PASSWORD", lambda: secrets.token_urlsafe(32)),
 }
@@ -62,8 +62,12 @@ REDIS_USERS = {
     "app": ("redis_password", REDIS_APP_RULES),
     "probe": ("redis_probe_password", "resetkeys resetchannels -@all +ping"),
     "admin": ("redis_admin_password", "~* &* +@all"),
-    # The Prometheus exporter: server statistics (INFO) and PING, no key, no other command.
-    "monitor": ("redis_monitor_password", "resetkeys resetchannels -@all +info +ping"),
+    # The Prometheus exporter: server statistics (INFO, LATENCY LATEST), PING and naming its
+    # connection; no key, and no SLOWLOG or MONITOR, which would show commands' arguments.
+    "monitor": (
+        "redis_monitor_password",
+        "resetkeys resetchannels -@all +info +ping +client|setname +latency|latest",
+    ),
 }
 
 
