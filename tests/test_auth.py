@@ -7,7 +7,7 @@ import threading
 import pytest
 from app.extensions import db
 from app.models import User
-from conftest import PASSWORD, Auth
+from helpers import PASSWORD, Auth
 
 
 def session_keys(redis_client):
@@ -88,9 +88,6 @@ def test_register_race_unique_constraint_wins_and_loser_gets_form_error(make_app
     bodies: list[str] = []
 
     def sign_up() -> None:
-        from conftest import Client
-
-        app.test_client_class = Client
         client = app.test_client()
         response = Auth(client).register("racer")
         results.append(response.status_code)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Auth
-
-FIREFOX = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
+from helpers import FIREFOX, Auth
 
 
 def test_list_shows_a_users_sessions(app, make_client):
