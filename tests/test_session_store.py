@@ -200,12 +200,12 @@ def end_by(how: str, app: Any, laptop: Client, phone: Client, sid: str, token: s
         form = {"current": PASSWORD, "password": new, "confirm": new}
         assert phone.post_form("/account/password", form).status_code == 302
     else:
-        result = app.test_cli_runner().invoke(args=["sessions", "revoke", "--user", "alice"])
+        result = app.test_cli_runner().invoke(args=["sessions", "end", "--user", "alice"])
         assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize(
-    "how", ["logout", "end-from-another-device", "password-change", "flask-sessions-revoke"]
+    "how", ["logout", "end-from-another-device", "password-change", "flask-sessions-end"]
 )
 def test_an_ended_session_stays_ended_while_copies_of_its_cookie_keep_writing(
     make_app, redis_client, how

@@ -7,6 +7,8 @@ hashed and checked through passwords.py only, and sessions end through sessions/
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from flask import after_this_request, current_app, request, session
 from flask.wrappers import Response
 from flask_login import current_user, login_fresh, login_user, logout_user
@@ -18,6 +20,7 @@ from ..models import User, username_key
 from ..sessions import (
     current_sid,
     end_current_session,
+    end_every_session,
     end_session,
     end_sessions_of,
     start_authenticated,
@@ -135,6 +138,18 @@ def end_other_sessions(user: User, event: str = "other_sessions_ended") -> int:
     remembered = bool(request.cookies.get(current_app.config["REMEMBER_COOKIE_NAME"]))
     login_user(user, remember=remembered, fresh=login_fresh())
     return ended
+
+
+def end_all_sessions(users: Sequence[User], everyone: bool = False) -> int:
+    """End every session and remember-me cookie of `users`; return how many sessions ended.
+
+    `everyone` also ends the sessions of accounts deleted meanwhile (`flask sessions end --all`).
+    """
+    for user in users:
+        user.rotate_remember_token()
+    # Tokens first: a remember cookie must not start a new session after its user's ended.
+    db.session.commit()
+    return end_every_session() if everyone else sum(end_sessions_of(u.id) for u in users)
 
 
 def _end_here() -> None:
