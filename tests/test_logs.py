@@ -8,9 +8,9 @@ import logging
 from typing import Any
 
 import pytest
-from app.config import ConfigError, load_config, validate
+from app.config import ConfigError, build
 from app.logs import JsonFormatter, configure
-from conftest import PASSWORD, Auth, Client
+from helpers import PASSWORD, Auth
 
 RID = "0123456789abcdef0123456789abcdef"  # nginx's $request_id: 32 hex digits
 
@@ -24,7 +24,6 @@ def lines(caplog: pytest.LogCaptureFixture, logger: str = "app.") -> list[dict[s
 @pytest.fixture
 def json_app(make_app):
     app = make_app(LOG_FORMAT="json")
-    app.test_client_class = Client
     return app
 
 
@@ -82,7 +81,6 @@ def test_login_and_logout_are_events_and_requests_carry_the_user_id(json_app, ca
 
 def test_failed_login_and_rate_limit_are_events(make_app, caplog):
     app = make_app(LOG_FORMAT="json", RATELIMIT_LOGIN="2/minute")
-    app.test_client_class = Client
     auth = Auth(app.test_client())
     assert auth.register().status_code == 302
     caplog.set_level(logging.INFO)
@@ -95,7 +93,6 @@ def test_failed_login_and_rate_limit_are_events(make_app, caplog):
 
 def test_text_format_writes_no_request_lines_but_keeps_events(make_app, caplog):
     app = make_app(LOG_FORMAT="text")
-    app.test_client_class = Client
     caplog.set_level(logging.INFO)
     auth = Auth(app.test_client())
     assert auth.register().status_code == 302
@@ -125,16 +122,15 @@ def test_an_exception_is_one_json_line_too():
     assert json.loads(line)["exception"].endswith("ValueError: boom")
 
 
+GOOD = {"SECRET_KEY": "k" * 40, "DATABASE_URL": "postgresql://x", "REDIS_URL": "redis://x"}
+
+
 @pytest.mark.parametrize(("env", "expected"), [("production", "json"), ("development", "text")])
 def test_json_is_the_default_in_production_only(env, expected):
-    config = load_config({"APP_ENV": env})
-    assert config["LOG_FORMAT"] == expected
+    assert build(environ={**GOOD, "APP_ENV": env})["LOG_FORMAT"] == expected
+    assert build(environ={**GOOD, "APP_ENV": env, "LOG_FORMAT": "text"})["LOG_FORMAT"] == "text"
 
 
 def test_an_unknown_format_is_refused():
-    config = load_config(
-        {"SECRET_KEY": "k" * 40, "DATABASE_URL": "postgresql://x", "REDIS_URL": "redis://x"}
-    )
-    config["LOG_FORMAT"] = "xml"
     with pytest.raises(ConfigError, match="LOG_FORMAT must be json or text"):
-        validate(config)
+        build(environ={**GOOD, "LOG_FORMAT": "xml"})

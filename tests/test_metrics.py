@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from helpers import Auth
 from prometheus_client import REGISTRY, generate_latest
 from servers import free_port
 
@@ -55,10 +56,7 @@ def test_an_invented_method_is_reported_as_other(client):
 
 
 def test_a_login_waits_for_a_bcrypt_slot_and_a_timeout_is_counted(make_app):
-    from conftest import Auth, Client
-
     app = make_app(BCRYPT_MAX_CONCURRENCY=1, BCRYPT_SLOT_WAIT=0.2)
-    app.test_client_class = Client
     auth = Auth(app.test_client())
     assert auth.register().status_code == 302
     waits = sample("bcrypt_slot_wait_seconds_count")
@@ -76,11 +74,8 @@ def test_a_login_waits_for_a_bcrypt_slot_and_a_timeout_is_counted(make_app):
 
 
 def test_a_session_store_outage_is_counted_with_the_final_status(make_app):
-    from conftest import Client
-
     dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: Redis is down
     app = make_app(REDIS_URL=dead, RATELIMIT_STORAGE_URI=dead)
-    app.test_client_class = Client
     client = app.test_client()
     client.set_cookie(app.config["SESSION_COOKIE_NAME"], "some-session-id", domain="localhost")
     loads = sample("session_store_errors_total", operation="load")

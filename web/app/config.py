@@ -129,7 +129,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "REDIS_URL": redis_url(env),
         "LOG_LEVEL": _str(env, "LOG_LEVEL", "INFO").upper(),
         # json: one JSON object per line (app/logs.py), for log shippers; text: for people.
-        "LOG_FORMAT": _str(env, "LOG_FORMAT", "json" if app_env == "production" else "text"),
+        # Empty: json in production, text elsewhere (derive).
+        "LOG_FORMAT": env.get("LOG_FORMAT", ""),
         # Reverse proxy: how many hops of X-Forwarded-* to trust (nginx in front = 1).
         "PROXY_FIX_HOPS": _int(env, "PROXY_FIX_HOPS", 0),
         "TRUSTED_HOSTS_EXTRA": [
@@ -205,6 +206,8 @@ def derive(config: Mapping[str, Any]) -> dict[str, Any]:
             if not extra and config["APP_ENV"] != "production"
             else [*ALWAYS_TRUSTED_HOSTS, *extra]
         ),
+        "LOG_FORMAT": config["LOG_FORMAT"]
+        or ("json" if config["APP_ENV"] == "production" else "text"),
     }
 
 
