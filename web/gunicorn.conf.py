@@ -161,8 +161,9 @@ def child_exit(server: object, worker: object) -> None:
 
 # Logs. LOG_FORMAT=json (web's compose default): gunicorn's own lines are JSON objects too,
 # and its access log is off, since the app writes one JSON line per request (app/logs.py).
-# text: gunicorn's human-readable access lines, as above.
-if os.environ.get("LOG_FORMAT", "json") == "json":
+# text: gunicorn's human-readable access lines, as above. Unset: as the app decides it.
+production = os.environ.get("APP_ENV", "production") == "production"
+if (os.environ.get("LOG_FORMAT") or ("json" if production else "text")) == "json":
     accesslog = None
     # Merged into gunicorn's logging defaults (glogging.CONFIG_DEFAULTS): its handlers use
     # the formatter "generic"; gunicorn's error lines go to root's handler (stdout), once.
