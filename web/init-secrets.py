@@ -61,11 +61,12 @@ REDIS_USERS = {
     "app": ("redis_password", REDIS_APP_RULES),
     "probe": ("redis_probe_password", "resetkeys resetchannels -@all +ping"),
     "admin": ("redis_admin_password", "~* &* +@all"),
-    # The Prometheus exporter: server statistics (INFO, LATENCY LATEST), PING and naming its
+    # The Prometheus exporter: server statistics (INFO, LATENCY), PING and naming its
     # connection; no key, and no SLOWLOG or MONITOR, which would show commands' arguments.
     "monitor": (
         "redis_monitor_password",
-        "resetkeys resetchannels -@all +info +ping +client|setname +latency|latest",
+        "resetkeys resetchannels -@all +info +ping +client|setname +latency|latest"
+        " +latency|histogram",
     ),
 }
 

@@ -64,7 +64,7 @@ class Stack:
     ca_file: str = ""
     profiles: tuple[str, ...] = ()
     # Cookie values and CSRF tokens the stack handed out: checked against the logs at the end.
-    secrets: set[str] = field(default_factory=set)
+    secrets: set[str] = field(default_factory=set, repr=False)
 
     @property
     def base_url(self) -> str:

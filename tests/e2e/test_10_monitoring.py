@@ -71,7 +71,8 @@ def wait_for_targets(stack: Stack, timeout: float = 120) -> list[dict]:
             targets = api(stack, "targets")["activeTargets"]
         except requests.RequestException:
             targets = []  # Prometheus still starting
-        if targets and all(t["health"] == "up" for t in targets):
+        jobs = {t["labels"]["job"] for t in targets}  # web's appear after a DNS lookup
+        if jobs == JOBS and all(t["health"] == "up" for t in targets):
             return targets
         if time.monotonic() > deadline:
             down = [(t["labels"]["job"], t["health"], t["lastError"]) for t in targets]
@@ -140,8 +141,9 @@ def json_lines(stack: Stack, service: str) -> list[dict]:
     """Return the JSON log lines of `service` (other lines, if any, are skipped)."""
     found = []
     for line in stack.compose("logs", "--no-color", "--no-log-prefix", service).splitlines():
-        if line.startswith("{"):
-            found.append(json.loads(line))
+        start = line.find("{")  # after the terminal codes compose may print first
+        if start >= 0:
+            found.append(json.loads(line[start:]))
     return found
 
 
@@ -183,7 +185,8 @@ def test_prometheus_targets_page_screenshot(monitored: Stack, browser) -> None: 
     wait_for_targets(monitored)
     driver = browser
     driver.set_window_size(1100, 820)
-    driver.get(prometheus(monitored) + "/targets")
+    # Debian's package serves Prometheus' classic UI (its /targets explains why).
+    driver.get(prometheus(monitored) + "/classic/targets")
     WebDriverWait(driver, 30).until(lambda d: "postgres-exporter:9187" in d.page_source)
     text = driver.page_source
     assert all(job in text for job in JOBS)
