@@ -222,6 +222,8 @@ def test_every_pod_drops_every_privilege_it_does_not_need(objects):
         c = container(workload)
         security = c["securityContext"]
         assert spec["automountServiceAccountToken"] is False, name
+        # Service links would add variables such as REDIS_PORT=tcp://... (settings' names).
+        assert spec["enableServiceLinks"] is False, name
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
         assert security["allowPrivilegeEscalation"] is False, name
         assert security["capabilities"]["drop"] == ["ALL"], name
