@@ -25,7 +25,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import INIT_SECRETS
+from helpers import INIT_SECRETS
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "kubernetes"
