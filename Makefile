@@ -79,7 +79,9 @@ k8s-secrets: ## Generate the Kubernetes Secrets' values into deploy/kubernetes/s
 	SECRETS_ROOT=$(K8S_DIR)/secrets APP_UID=0 PGDATA_SEEN=/nonexistent $(PYTHON) web/init-secrets.py
 
 .PHONY: k8s-render
-k8s-render: $(if $(filter $(KUBECTL_BIN),$(KUBECTL)),$(KUBECTL_BIN)) k8s-secrets ## Print the Kubernetes manifests (kubectl kustomize)
+k8s-render: $(if $(filter $(KUBECTL_BIN),$(KUBECTL)),$(KUBECTL_BIN)) ## Print the Kubernetes manifests (kubectl kustomize)
+	@# Only the manifests on stdout (make k8s-render > stack.yaml): the rest to stderr.
+	@$(MAKE) --no-print-directory k8s-secrets >&2
 	@$(KUBECTL) kustomize $(K8S_DIR)
 
 .PHONY: k8s-apply
