@@ -215,6 +215,19 @@ def test_web_is_stopped_only_after_prestop_drain_and_graceful_timeout(objects):
     assert any(env(web)["DRAIN_FILE"].startswith(f"{m}/") for m in mounts)
 
 
+def test_replicated_pods_spread_over_nodes_and_wait_before_stopping(objects):
+    for name in ("web", "nginx", "pgbouncer"):
+        deployment = find(objects, "Deployment", name)
+        [spread] = pod(deployment)["topologySpreadConstraints"]
+        assert spread["topologyKey"] == "kubernetes.io/hostname"
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert spread["labelSelector"]["matchLabels"].items() <= labels.items()
+        # Endpoints are removed while the pod is already stopping: keep serving meanwhile.
+        sleep = container(deployment)["lifecycle"]["preStop"]["exec"]["command"]
+        assert sleep[0] == "sleep"
+        assert int(sleep[1]) < pod(deployment)["terminationGracePeriodSeconds"]
+
+
 def test_every_pod_drops_every_privilege_it_does_not_need(objects):
     nginx_caps = set(compose()["services"]["nginx"]["cap_add"])
     for workload in workloads(objects):
