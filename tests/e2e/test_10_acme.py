@@ -64,8 +64,12 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(0.5)
 
 
-def served_chain(stack: Stack, cafile: str | None = None) -> list[x509.Certificate]:
-    """Return the chain nginx serves for NAME; verified against cafile when one is given."""
+def served_certificate(stack: Stack, cafile: str | None = None) -> x509.Certificate:
+    """Return the certificate nginx serves for NAME.
+
+    With cafile (a root only), the handshake verifies the name and the chain: it succeeds
+    only if nginx also sends the intermediate, i.e. serves the full chain.
+    """
     if cafile:
         context = ssl.create_default_context(cafile=cafile)
     else:  # only to look at what is served (the self-signed certificate, say)
@@ -76,8 +80,9 @@ def served_chain(stack: Stack, cafile: str | None = None) -> list[x509.Certifica
         socket.create_connection(("127.0.0.1", stack.https_port), timeout=10) as sock,
         context.wrap_socket(sock, server_hostname=NAME) as tls,
     ):
-        chain = tls.get_unverified_chain() or []
-    return [x509.load_der_x509_certificate(der) for der in chain]
+        der = tls.getpeercert(binary_form=True)
+    assert der
+    return x509.load_der_x509_certificate(der)
 
 
 def acme_logs(stack: Stack) -> str:
@@ -127,17 +132,24 @@ def pebble_root(acme_stack: AcmeStack) -> str:
     Returns the path of Pebble's root certificate (a new one on every Pebble start), read
     from its management API; the stack's clients trust it from then on.
     """
-    acme_stack.up("pebble", "challtestsrv", build=True)
-    root = acme_stack.exec(
-        "pebble", "curl -fsS --cacert /pebble-ca/listener.pem https://localhost:15000/roots/0"
-    )
+    acme_stack.up("--no-deps", "pebble", "challtestsrv", build=True)
+
+    def root() -> str:
+        try:
+            return acme_stack.exec(
+                "pebble",
+                "curl -fsS --cacert /pebble-ca/listener.pem https://localhost:15000/roots/0",
+            )
+        except AssertionError:
+            return ""  # Pebble is still starting
+
     path = acme_stack.tmp / "pebble-root.pem"
-    path.write_text(root)
+    path.write_text(wait_for(root, 30, "Pebble's management API"))
     acme_stack.ca_file = str(path)
 
     def issued() -> bool:
         try:
-            return bool(served_chain(acme_stack, str(path)))
+            return bool(served_certificate(acme_stack, str(path)))
         except ssl.SSLCertVerificationError:
             return False  # still the self-signed one
 
@@ -148,7 +160,7 @@ def pebble_root(acme_stack: AcmeStack) -> str:
 def test_https_is_served_before_the_first_certificate(acme_stack: AcmeStack) -> None:
     # The CA is not running yet: the stack is up and healthy all the same, on the
     # self-signed certificate, and the acme service is waiting for its next try.
-    [leaf] = served_chain(acme_stack)
+    leaf = served_certificate(acme_stack)
     assert leaf.issuer == leaf.subject  # self-signed
     assert NAME in leaf.extensions.get_extension_for_class(
         x509.SubjectAlternativeName
@@ -159,9 +171,7 @@ def test_https_is_served_before_the_first_certificate(acme_stack: AcmeStack) -> 
 def test_nginx_serves_the_certificate_and_chain_from_the_ca(
     acme_stack: AcmeStack, pebble_root: str
 ) -> None:
-    chain = served_chain(acme_stack, pebble_root)  # verifies the chain and the name
-    assert len(chain) >= 2  # the leaf and Pebble's intermediate: the full chain is served
-    leaf = chain[0]
+    leaf = served_certificate(acme_stack, pebble_root)  # verifies the full chain and the name
     assert "Pebble" in leaf.issuer.rfc4514_string()
     names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert names.get_values_for_type(x509.DNSName) == [NAME]
@@ -198,7 +208,7 @@ def test_port_80_answers_challenges_and_redirects_everything_else(
 
 
 def test_a_restart_keeps_the_valid_certificate(acme_stack: AcmeStack, pebble_root: str) -> None:
-    before = served_chain(acme_stack, pebble_root)[0].serial_number
+    before = served_certificate(acme_stack, pebble_root).serial_number
     archive = "ls /etc/letsencrypt/archive/" + NAME
     held = acme_stack.exec("acme", archive).split()
     acme_stack.compose("restart", "acme")
@@ -208,7 +218,7 @@ def test_a_restart_keeps_the_valid_certificate(acme_stack: AcmeStack, pebble_roo
         "certbot to keep the certificate",
     )
     assert acme_stack.exec("acme", archive).split() == held  # nothing new from the CA
-    assert served_chain(acme_stack, pebble_root)[0].serial_number == before
+    assert served_certificate(acme_stack, pebble_root).serial_number == before
 
 
 def test_a_renewal_is_served_without_a_failed_request(
@@ -217,13 +227,13 @@ def test_a_renewal_is_served_without_a_failed_request(
     nginx = acme_stack.running("nginx")
     [container] = nginx
     started = acme_stack.inspect(container)["State"]["StartedAt"]
-    before = served_chain(acme_stack, pebble_root)[0].serial_number
+    before = served_certificate(acme_stack, pebble_root).serial_number
     with Traffic(acme_stack, clients=4) as tally:
         acme_stack.compose(
             "exec", "-T", "acme", "acme-renew", "--force-renewal", timeout=ISSUE_TIMEOUT
         )
         renewed = wait_for(
-            lambda: served_chain(acme_stack, pebble_root)[0].serial_number != before,
+            lambda: served_certificate(acme_stack, pebble_root).serial_number != before,
             60,
             "nginx to serve the renewed certificate",
         )
@@ -238,7 +248,10 @@ def test_a_renewal_is_served_without_a_failed_request(
     assert "cert-watch: /etc/nginx/tls/tls.crt changed; nginx reloaded (graceful)" in logs
 
 
-def test_the_acme_service_holds_no_docker_socket(acme_stack: AcmeStack) -> None:
+def test_the_acme_service_has_no_docker_socket_and_no_privileges(acme_stack: AcmeStack) -> None:
     [container] = acme_stack.running("acme")
-    mounts = acme_stack.inspect(container)["Mounts"]
-    assert not [m for m in mounts if "docker.sock" in m.get("Source", "")]
+    info = acme_stack.inspect(container)
+    assert not [m for m in info["Mounts"] if "docker.sock" in m.get("Source", "")]
+    assert info["HostConfig"]["CapDrop"] == ["ALL"] and not info["HostConfig"]["CapAdd"]
+    assert info["HostConfig"]["ReadonlyRootfs"] is True
+    assert "no-new-privileges:true" in info["HostConfig"]["SecurityOpt"]
