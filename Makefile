@@ -86,18 +86,18 @@ downgrade: ## Revert migrations (default: the last one; REV=<revision> for anoth
 
 .PHONY: shell
 shell: ## Open a flask shell inside the running web container
-	$(COMPOSE) exec web docker-entrypoint.sh flask shell
+	$(COMPOSE) exec web flask shell
 
 # USER must come from the command line: the shell's own $$USER must never pick an account.
 who = $(if $(ALL),--all,$(if $(filter command line,$(origin USER)),--user "$(USER)",$(error give USER=<username> or ALL=1)))
 
 .PHONY: sessions
 sessions: ## List a user's live sessions: make sessions USER=alice (or ALL=1)
-	$(COMPOSE) exec web docker-entrypoint.sh flask sessions list $(who)
+	$(COMPOSE) exec web flask sessions list $(who)
 
-.PHONY: revoke
-revoke: ## End every session and remember-me of a user: make revoke USER=alice (or ALL=1)
-	$(COMPOSE) exec web docker-entrypoint.sh flask sessions revoke $(who)
+.PHONY: end-sessions
+end-sessions: ## End every session and remember-me of a user: make end-sessions USER=alice (or ALL=1)
+	$(COMPOSE) exec web flask sessions end $(who)
 
 .PHONY: psql
 psql: ## Open psql on the application database
@@ -124,7 +124,7 @@ restore: ## Restore a dump over the database and end every session: make restore
 	@# The accounts the sessions and remember-me cookies vouch for may have changed: end them
 	@# all before web serves again.
 	$(COMPOSE) run --rm migrate
-	$(COMPOSE) run --rm migrate flask sessions revoke --all
+	$(COMPOSE) run --rm migrate flask sessions end --all
 	$(COMPOSE) up -d --wait
 	@echo "restored $(FILE); every session and remember-me cookie was ended: everyone signs in again"
 
