@@ -94,7 +94,7 @@ def main(argv: list[str]) -> int:
             print(exc, file=sys.stderr)
             return 2
         return 0
-    print("usage: acme_config.py public-name NAME | directory", file=sys.stderr)
+    print("usage: acme-config public-name NAME | directory", file=sys.stderr)
     return 2
 
 

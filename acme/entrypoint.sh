@@ -12,19 +12,20 @@ interval="${ACME_RENEW_SECONDS:-43200}"   # twice a day, as Let's Encrypt recomm
 jitter="${ACME_RENEW_JITTER_SECONDS:-3600}"  # spreads many hosts' checks over an hour
 
 # PID 1 gets SIGTERM from `docker stop`: end at once instead of waiting out a sleep.
-trap 'exit 0' TERM INT
-pause() { sleep "$1" & wait $!; }
+sleeper=""
+trap '[ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null; exit 0' TERM INT
+pause() { sleep "$1" & sleeper=$!; wait "$sleeper"; sleeper=""; }
 
 if [ -z "${ACME_EMAIL:-}" ]; then
 	echo "acme: ACME_EMAIL is not set: no certificate is requested; nginx keeps its own"
 	while true; do pause 86400; done
 fi
-if ! python3 /usr/local/lib/acme/acme_config.py public-name "$name"; then
+if ! acme-config public-name "$name"; then
 	echo "acme: no certificate is requested for $name; nginx keeps its self-signed one"
 	while true; do pause 86400; done
 fi
 # A contradiction in the settings stops the container: better loud than the wrong CA.
-directory="$(python3 /usr/local/lib/acme/acme_config.py directory)"
+directory="$(acme-config directory)"
 
 # `certonly --keep-until-expiring` asks the CA only when no certificate exists or the one
 # held is due for renewal (30 days before expiry), so restarts cost no rate limit. Switching
