@@ -248,6 +248,22 @@ def test_a_renewal_is_served_without_a_failed_request(
     assert "cert-watch: /etc/nginx/tls/tls.crt changed; nginx reloaded (graceful)" in logs
 
 
+def test_another_directory_replaces_the_certificate_at_once(
+    acme_stack: AcmeStack, pebble_root: str
+) -> None:
+    # As when ACME_STAGING=true is turned off: the certificate held is valid, but from the
+    # other directory. (Pebble ignores the query string: a new URL for the same test CA.)
+    before = served_certificate(acme_stack, pebble_root).serial_number
+    acme_stack.env["ACME_DIRECTORY"] = "https://pebble:14000/dir?production"
+    acme_stack.up("--no-deps", "acme")  # recreated with the new setting, as `make up` does
+    wait_for(lambda: "is from another CA" in acme_logs(acme_stack), 60, "the directory change")
+    wait_for(
+        lambda: served_certificate(acme_stack, pebble_root).serial_number != before,
+        ISSUE_TIMEOUT,
+        "nginx to serve the certificate from the new directory",
+    )
+
+
 def test_the_acme_service_has_no_docker_socket_and_no_privileges(acme_stack: AcmeStack) -> None:
     [container] = acme_stack.running("acme")
     info = acme_stack.inspect(container)
