@@ -204,6 +204,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 env["WEB_IMAGE"],
                 f"{project}-nginx",
                 f"{project}-secrets",
+                f"{project}-acme",
             ],
             capture_output=True,
             check=False,
