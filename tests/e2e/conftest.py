@@ -272,6 +272,7 @@ def running_stack(
                 env["WEB_IMAGE"],
                 f"{project}-nginx",
                 f"{project}-secrets",
+                f"{project}-acme",
                 *(f"{project}-{name}" for name in MONITORING_IMAGES if profiles),
             ],
             capture_output=True,

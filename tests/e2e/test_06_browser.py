@@ -130,6 +130,8 @@ def test_every_main_page_fits_a_360px_phone(stack: Stack, browser) -> None:
     driver, base, username = browser, stack.base_url, new_username()
     driver.set_window_size(360, 800)
     try:
+        driver.get(base + "/")
+        driver.delete_all_cookies()  # a new visitor: default theme and language
         assert driver.execute_script("return window.innerWidth") <= 400
         driver.get(base + "/register")
         form = {"username": username, "password": TEST_PASSWORD, "confirm": TEST_PASSWORD}
