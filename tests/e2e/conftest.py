@@ -3,7 +3,8 @@
 The stack is built and started once (`up -d --build --wait`) under a unique project name,
 published on free ports of 127.0.0.1 only, and removed with its volumes at the end, even
 when a test or the start-up fails. Tests that change the stack (stop, scale, down/up) live
-in test_09_lifecycle.py, which sorts last.
+in test_09_lifecycle.py, which sorts last of those that share it (later files start stacks
+of their own). Before a stack goes down, its logs are checked for the run's secrets.
 """
 
 from __future__ import annotations

@@ -123,6 +123,6 @@ def test_request_id_ties_the_response_to_both_access_logs(
     resp = client.get(stack.base_url + "/healthz", timeout=10)
     request_id = resp.headers["X-Request-ID"]
     assert len(request_id) == 32
-    # In the JSON lines of both (LOG_FORMAT=json; test_10_monitoring.py checks their fields).
+    # In the JSON lines of both (LOG_FORMAT=json; test_11_monitoring.py checks their fields).
     assert f'"request_id":"{request_id}"' in stack.compose("logs", "--no-color", "nginx")
     assert f'"request_id": "{request_id}"' in stack.compose("logs", "--no-color", "web")
