@@ -149,12 +149,12 @@ swarm-down: ## Remove the Swarm stack; leave the swarm only if swarm-up created 
 
 .PHONY: swarm-secrets
 swarm-secrets: ## Create the Swarm secrets that do not exist yet (generated values)
-	python3 deploy/swarm/secrets.py ensure
+	python3 deploy/swarm/manage_secrets.py ensure
 
 .PHONY: swarm-rotate
 swarm-rotate: ## New version of a secret group, then make swarm-deploy: make swarm-rotate SECRET=redis
 	@test -n "$(SECRET)" || { echo 'usage: make swarm-rotate SECRET=secret_key|postgres_app_password|redis|postgres_password' >&2; exit 2; }
-	python3 deploy/swarm/secrets.py rotate "$(SECRET)"
+	python3 deploy/swarm/manage_secrets.py rotate "$(SECRET)"
 
 .PHONY: swarm-e2e
 swarm-e2e: $(STAMP) ## End-to-end tests on a throwaway Swarm stack (swarm-up ... swarm-down)

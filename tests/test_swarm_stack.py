@@ -22,7 +22,7 @@ STACK_FILE = ROOT / "deploy/swarm/stack.yml"
 # Services in one file only, on purpose:
 ONLY_IN_COMPOSE = {
     # Generates secrets into volumes; on Swarm they are Swarm secrets made by
-    # `make swarm-secrets` (deploy/swarm/secrets.py).
+    # `make swarm-secrets` (deploy/swarm/manage_secrets.py).
     "secrets",
 }
 ONLY_IN_STACK = {
@@ -160,3 +160,22 @@ def test_secrets_are_external_and_versioned():
         assert re.fullmatch(
             rf"\$\{{STACK_NAME:-flask-stack\}}_{name}_v\$\{{[A-Z_]+:-1\}}", spec["name"]
         )
+
+
+def default(value: object) -> int:
+    """Return the default of a `${NAME:-default}` setting (or the plain number)."""
+    match = re.fullmatch(r"\$\{[A-Z_]+:-(\d+)\}", str(value))
+    return int(match[1] if match else str(value))
+
+
+def test_the_default_connection_budget_holds_at_4_replicas(stack):
+    """replicas x workers x (pool + overflow) <= max_client_conn; server side <= PostgreSQL."""
+    web, pgbouncer = stack["web"]["environment"], stack["pgbouncer"]["environment"]
+    per_worker = default(web["DB_POOL_SIZE"]) + default(web["DB_MAX_OVERFLOW"])
+    assert per_worker <= default(web["GUNICORN_THREADS"])  # a worker uses one per thread
+    clients = 4 * default(web["WEB_CONCURRENCY"]) * per_worker
+    assert clients <= default(pgbouncer["PGBOUNCER_MAX_CLIENT_CONN"])
+    postgres_max_connections, reserve = 100, 10  # PostgreSQL's default; superusers, migrate, ops
+    servers = default(pgbouncer["PGBOUNCER_MAX_DB_CONNECTIONS"])
+    assert default(pgbouncer["PGBOUNCER_DEFAULT_POOL_SIZE"]) <= servers
+    assert servers <= postgres_max_connections - reserve

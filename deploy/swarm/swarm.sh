@@ -29,6 +29,7 @@ DATA_LABEL=flask-stack.data
 log() { printf 'swarm: %s\n' "$*"; }
 die() { printf 'swarm: %s\n' "$*" >&2; exit 1; }
 svc() { printf '%s_%s' "$STACK_NAME" "$1"; }
+node_id() { docker info -f '{{.Swarm.NodeID}}'; }  # `docker node update self` is refused
 
 # ---- the swarm itself ------------------------------------------------------------------
 ensure_swarm() {
@@ -39,11 +40,11 @@ ensure_swarm() {
 		log "initialising a single-node swarm (advertise ${SWARM_ADVERTISE_ADDR:-127.0.0.1})"
 		docker swarm init --advertise-addr "${SWARM_ADVERTISE_ADDR:-127.0.0.1}" >/dev/null
 		# Remembered in the swarm itself, so `down` leaves only a swarm that `up` made.
-		docker node update --label-add "$CREATED_LABEL=true" self >/dev/null
+		docker node update --label-add "$CREATED_LABEL=true" "$(node_id)" >/dev/null
 	fi
 	# db, redis and nginx keep data in local volumes: pin them to one labelled node.
 	if [ -z "$(docker node ls -q --filter "node.label=$DATA_LABEL=true")" ]; then
-		docker node update --label-add "$DATA_LABEL=true" self >/dev/null
+		docker node update --label-add "$DATA_LABEL=true" "$(node_id)" >/dev/null
 		log "this node holds the data (label $DATA_LABEL=true)"
 	fi
 }
@@ -78,7 +79,7 @@ build() {
 
 secret_versions() {
 	local line
-	while read -r line; do export "${line?}"; done < <(python3 "$here/secrets.py" versions)
+	while read -r line; do export "${line?}"; done < <(python3 "$here/manage_secrets.py" versions)
 }
 
 stack_deploy() {
@@ -87,7 +88,9 @@ stack_deploy() {
 	# them pushed to a registry instead (docs/deploy-swarm.md).
 	out="$(docker stack deploy --resolve-image never --prune -c "$stack_file" "$STACK_NAME" 2>&1)" ||
 		{ printf '%s\n' "$out" >&2; die "docker stack deploy failed"; }
-	printf '%s\n' "$out" | grep -v '^Updating service\|^Creating' || true
+	# Progress lines and the CLI's note about --detach (a flag older CLIs lack) are noise;
+	# anything else, such as "Ignoring unsupported options", is shown.
+	printf '%s\n' "$out" | grep -v '^Updating service\|^Creating\|--detach=false' || true
 }
 
 # ---- waiting ---------------------------------------------------------------------------
@@ -169,7 +172,7 @@ wait_converged() {
 deploy() {
 	local started=$SECONDS
 	build
-	python3 "$here/secrets.py" ensure
+	python3 "$here/manage_secrets.py" ensure
 	secret_versions
 	if docker service inspect "$(svc migrate)" >/dev/null 2>&1; then
 		log "running the migrations ($WEB_IMAGE)"
@@ -212,7 +215,7 @@ down() {
 		docker secret ls -q --filter "label=flask-stack.stack=$STACK_NAME" | xargs -r docker secret rm >/dev/null
 		log "volumes and secrets of $STACK_NAME removed"
 	fi
-	if [ "$(docker node inspect -f "{{index .Spec.Labels \"$CREATED_LABEL\"}}" self)" = true ]; then
+	if [ "$(docker node inspect -f "{{index .Spec.Labels \"$CREATED_LABEL\"}}" "$(node_id)")" = true ]; then
 		docker swarm leave --force >/dev/null
 		# Networks compose made while the swarm was up do not resolve names after the
 		# leave: take the one-host stack down (its data is kept; `make up` brings it back).

@@ -90,6 +90,7 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
             "compose containers are running on this daemon: swarm init/leave would break "
             "their networks (FIELD-NOTES). Stop them (make down) and run again."
         )
+    swarm_before = docker("info", "-f", "{{.Swarm.LocalNodeState}}").strip()
     tmp = tmp_path_factory.mktemp("swarm")
     name = f"e2eswarm{secrets.token_hex(3)}"
     http_port, https_port = free_port(), free_port()
@@ -132,4 +133,9 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
         for image in {*images, *stack.images}:
             if image.startswith("flask-stack-") and ":" in image and not image.endswith(":latest"):
                 docker("image", "rm", image, check=False)  # the tag only; layers stay cached
+        # The daemon is shared: whatever swarm-down did, leave it as it was found.
+        swarm_after = docker("info", "-f", "{{.Swarm.LocalNodeState}}").strip()
+        if swarm_before == "inactive" and swarm_after != "inactive":
+            docker("swarm", "leave", "--force", check=False)
         assert down.returncode == 0, "make swarm-down failed"
+        assert swarm_after == swarm_before, f"swarm-down left the node {swarm_after}"

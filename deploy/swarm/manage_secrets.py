@@ -8,10 +8,10 @@ newest version of each group. Values are generated (Python's `secrets`) unless g
 environment under the same names as for compose (.env.example); they go to `docker secret
 create` on stdin, never in argv, and are never printed.
 
-    secrets.py ensure          create version 1 of every group that has none yet
-    secrets.py rotate GROUP    create the next version of GROUP (new generated values)
-    secrets.py versions        print GROUP_VERSION=N lines for the newest versions
-    secrets.py prune           remove older versions no service uses any more
+    manage_secrets.py ensure          create version 1 of every group that has none yet
+    manage_secrets.py rotate GROUP    create the next version of GROUP (new generated values)
+    manage_secrets.py versions        print GROUP_VERSION=N lines for the newest versions
+    manage_secrets.py prune           remove older versions no service uses any more
 """
 
 from __future__ import annotations
@@ -58,8 +58,13 @@ def init_secrets_module():  # type: ignore[no-untyped-def]
 
 
 def docker(*args: str, stdin: str | None = None, check: bool = True) -> str:
-    proc = subprocess.run(  # noqa: S603 - fixed program, arguments from this file
-        ["docker", *args],  # noqa: S607 - the docker CLI on PATH, as the Makefile uses it input=stdin, capture_output=True, text=True, check=False
+    # The docker CLI on PATH, as the Makefile uses it; the arguments come from this file.
+    proc = subprocess.run(  # noqa: S603
+        ["docker", *args],  # noqa: S607
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if check and proc.returncode != 0:
         sys.exit(f"secrets: docker {args[0]} {args[1]} failed: {proc.stderr.strip()}")
@@ -132,7 +137,8 @@ def main(argv: list[str]) -> None:
                 # Refused by Docker while a service still uses it: that one stays.
                 docker("secret", "rm", f"{STACK}_{name}_v{version}", check=False)
     else:
-        sys.exit(f"usage: secrets.py ensure | rotate {{{','.join(GROUPS)}}} | versions | prune")
+        groups = ",".join(GROUPS)
+        sys.exit(f"usage: manage_secrets.py ensure | rotate {{{groups}}} | versions | prune")
 
 
 if __name__ == "__main__":
