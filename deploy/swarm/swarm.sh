@@ -128,13 +128,22 @@ wait_migrate() {
 
 # Every long-running service has all its replicas running (healthy, where it has a check)
 # on its current spec; web's update neither rolled back nor paused.
-converged() {
-	local name replicas state image
-	state="$(docker service inspect -f '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "$(svc web)")"
-	case "$state" in
-		rollback_*|paused) echo "web: update $state"; return 2 ;;
-		updating) return 1 ;;
-	esac
+# web's update: "<state> <started at>", empty before its first update.
+web_update() {
+	docker service inspect -f '{{if .UpdateStatus}}{{.UpdateStatus.State}} {{.UpdateStatus.StartedAt}}{{end}}' \
+		"$(svc web)" 2>/dev/null || true
+}
+
+converged() {  # converged UPDATE-BEFORE-THE-DEPLOY
+	local name replicas state started image
+	read -r state started <<< "$(web_update)"
+	# A rollback of an earlier deploy is old news; one that started since is this deploy's.
+	if [ "$state $started" != "$1" ]; then
+		case "$state" in
+			rollback_*|paused) echo "web: update $state"; return 2 ;;
+			updating) return 1 ;;
+		esac
+	fi
 	while read -r name replicas; do
 		[ "$name" = "$(svc migrate)" ] && continue
 		[ "${replicas%%/*}" = "${replicas#*/}" ] || return 1
@@ -147,12 +156,12 @@ converged() {
 	done < <(docker stack services --format '{{.Name}} {{.Replicas}}' "$STACK_NAME" | sed 's/ (.*//')
 }
 
-wait_converged() {
+wait_converged() {  # wait_converged UPDATE-BEFORE-THE-DEPLOY
 	local deadline=$((SECONDS + timeout)) why rc
 	sleep 2  # let the orchestrator start the update before judging it
 	while ((SECONDS < deadline)); do
 		rc=0
-		why="$(converged)" || rc=$?
+		why="$(converged "$1")" || rc=$?
 		if [ "$rc" = 0 ]; then return 0; fi
 		if [ "$rc" = 2 ]; then
 			# Wait for the rollback to finish so the caller finds the old version serving.
@@ -185,8 +194,10 @@ deploy() {
 	fi
 	wait_migrate
 	log "deploying the stack (web rolls one task at a time)"
+	local before
+	before="$(web_update)"
 	stack_deploy
-	wait_converged
+	wait_converged "$before"
 	log "every service is up ($((SECONDS - started)) s)"
 	docker stack services --format '  {{.Name}} {{.Replicas}} {{.Image}}' "$STACK_NAME"
 }
