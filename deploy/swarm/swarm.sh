@@ -126,14 +126,14 @@ wait_migrate() {
 	die "the migrations did not finish within ${timeout} s"
 }
 
-# Every long-running service has all its replicas running (healthy, where it has a check)
-# on its current spec; web's update neither rolled back nor paused.
 # web's update: "<state> <started at>", empty before its first update.
 web_update() {
 	docker service inspect -f '{{if .UpdateStatus}}{{.UpdateStatus.State}} {{.UpdateStatus.StartedAt}}{{end}}' \
 		"$(svc web)" 2>/dev/null || true
 }
 
+# Every long-running service has all its replicas running (healthy, where it has a check)
+# on its current spec; web's update neither rolled back nor paused.
 converged() {  # converged UPDATE-BEFORE-THE-DEPLOY
 	local name replicas state started image
 	read -r state started <<< "$(web_update)"
