@@ -169,7 +169,8 @@ wait_converged() {  # wait_converged UPDATE-BEFORE-THE-DEPLOY
 				((SECONDS < deadline)); do sleep 1; done
 			docker service ps --no-trunc --format '{{.Name}} {{.Image}} {{.CurrentState}} {{.Error}}' \
 				"$(svc web)" | head -8 >&2
-			die "$why: $(docker service inspect -f '{{.UpdateStatus.Message}}' "$(svc web)")"
+			die "web: the update failed; Swarm rolled it back ($(docker service inspect \
+				-f '{{.UpdateStatus.State}}: {{.UpdateStatus.Message}}' "$(svc web)"); was: $why)"
 		fi
 		sleep 1
 	done
