@@ -137,7 +137,8 @@ def test_four_replicas_under_load_see_no_connection_error(swarm: Swarm) -> None:
         server_connections = swarm.exec(
             "db",
             'psql -qtA -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c '
-            "\"SELECT count(*) FROM pg_stat_activity WHERE usename = 'app_web'\"",
+            '"SELECT count(*), count(DISTINCT client_addr) FROM pg_stat_activity '
+            "WHERE usename = 'app_web'\"",
         )
     try:
         with http.session() as client:
@@ -151,8 +152,10 @@ def test_four_replicas_under_load_see_no_connection_error(swarm: Swarm) -> None:
         assert len(served_by) == 4, served_by
         # 4 replicas x 2 workers x up to 4 pooled connections = 32 clients of PgBouncer;
         # PostgreSQL saw at most PgBouncer's pool (default_pool_size 20) from web's role.
-        print(f"web's PostgreSQL server connections under load: {server_connections.strip()}")
-        assert int(server_connections) <= 20
+        connections, sources = map(int, server_connections.strip().split("|"))
+        print(f"web's PostgreSQL connections under load: {connections}, from {sources} address")
+        assert connections <= 20
+        assert sources == 1  # all from PgBouncer, none straight from a web replica
         print(tally.summary("4 replicas under load"))
         assert sum(tally.failures.values()) == 0, tally.summary("4 replicas under load")
         pgbouncer_log = docker("service", "logs", "--raw", swarm.service("pgbouncer"))
