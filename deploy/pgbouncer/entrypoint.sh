@@ -8,6 +8,7 @@
 #   PGBOUNCER_MAX_CLIENT_CONN (500)  PGBOUNCER_MAX_DB_CONNECTIONS (60)
 #   PGBOUNCER_MAX_PREPARED_STATEMENTS (200)
 #   PGBOUNCER_USERS  space-separated name=/path/to/password-file pairs (required)
+#   PGBOUNCER_RUN_DIR (/tmp/pgbouncer) where the files are rendered
 set -Eeuo pipefail
 
 die() { echo >&2 "pgbouncer-entrypoint: error: $*"; exit 1; }
@@ -36,7 +37,7 @@ case "$pool_mode" in session | transaction | statement) ;; *)
 esac
 [ -n "${PGBOUNCER_USERS:-}" ] || die "PGBOUNCER_USERS is empty: give name=/path/to/password-file pairs"
 
-dir=/tmp/pgbouncer
+dir="${PGBOUNCER_RUN_DIR:-/tmp/pgbouncer}"  # a tmpfs in the container; tests point it elsewhere
 umask 077
 mkdir -p "$dir"
 auth="$dir/userlist.txt"
