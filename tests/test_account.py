@@ -6,14 +6,9 @@ import re
 
 from app.extensions import db
 from app.models import AuthEvent, Person, User
-from conftest import PASSWORD, Auth
+from helpers import FIREFOX, PASSWORD, SAFARI, Auth
 
 NEW_PASSWORD = "a much better passphrase"
-FIREFOX = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
-SAFARI = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
-)
 
 
 def two_devices(make_client):
@@ -159,13 +154,10 @@ def test_recent_activity_lists_auth_events_without_secrets(client, auth, app, ma
 
 
 def test_bcrypt_hash_is_upgraded_at_login_when_the_cost_changes(make_app):
-    from conftest import Client
 
     cheap = make_app(BCRYPT_LOG_ROUNDS=4)
-    cheap.test_client_class = Client
     Auth(cheap.test_client()).register("alice")
     dearer = make_app(BCRYPT_LOG_ROUNDS=5)
-    dearer.test_client_class = Client
     assert Auth(dearer.test_client()).login("alice").status_code == 302
     with dearer.app_context():
         assert db.session.scalar(db.select(User.password_hash)).startswith("$2b$05$")

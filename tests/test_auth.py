@@ -7,7 +7,7 @@ import threading
 import pytest
 from app.extensions import db
 from app.models import User
-from conftest import PASSWORD, Auth
+from helpers import PASSWORD, Auth
 
 
 def session_keys(redis_client):
@@ -73,24 +73,21 @@ def test_register_taken_username_is_a_form_error_case_insensitively(client, auth
 def test_register_race_unique_constraint_wins_and_loser_gets_form_error(make_app, monkeypatch):
     """Two registrations of one name at once: one account, the other a form error, no 500."""
     app = make_app()
-    import app.auth.routes as routes
+    import app.auth.service as service
 
     barrier = threading.Barrier(2, timeout=10)
-    real_taken = routes.username_taken
+    real_find = service.find_user
 
-    def taken_then_wait(form):
-        result = real_taken(form)  # both threads see "free" before either commits
+    def find_then_wait(username):
+        result = real_find(username)  # both threads see "free" before either commits
         barrier.wait()
         return result
 
-    monkeypatch.setattr(routes, "username_taken", taken_then_wait)
+    monkeypatch.setattr(service, "find_user", find_then_wait)
     results: list[int] = []
     bodies: list[str] = []
 
     def sign_up() -> None:
-        from conftest import Client
-
-        app.test_client_class = Client
         client = app.test_client()
         response = Auth(client).register("racer")
         results.append(response.status_code)

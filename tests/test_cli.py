@@ -1,10 +1,8 @@
-"""The operator commands: flask sessions list|revoke."""
+"""The operator commands: flask sessions list|end."""
 
 from __future__ import annotations
 
-from conftest import Auth
-
-FIREFOX = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
+from helpers import FIREFOX, Auth
 
 
 def test_list_shows_a_users_sessions(app, make_client):
@@ -15,23 +13,23 @@ def test_list_shows_a_users_sessions(app, make_client):
     assert "127.0.0.1" in result.output
 
 
-def test_revoke_ends_a_users_sessions_and_remember_me(app, make_client):
+def test_end_ends_a_users_sessions_and_remember_me(app, make_client):
     alice = make_client()
     Auth(alice).signed_in("alice", remember=True)
     bob = make_client()
     Auth(bob).signed_in("bob")
-    result = app.test_cli_runner().invoke(args=["sessions", "revoke", "--user", "alice"])
+    result = app.test_cli_runner().invoke(args=["sessions", "end", "--user", "alice"])
     assert result.exit_code == 0, result.output
     assert "ended 1 session(s)" in result.output
     assert alice.get("/dashboard").status_code == 302  # neither session nor remember cookie
     assert bob.get("/dashboard").status_code == 200
 
 
-def test_revoke_all(app, make_client):
+def test_end_all(app, make_client):
     clients = [make_client() for _ in range(2)]
     for n, client in enumerate(clients):
         Auth(client).signed_in(f"user{n}")
-    result = app.test_cli_runner().invoke(args=["sessions", "revoke", "--all"])
+    result = app.test_cli_runner().invoke(args=["sessions", "end", "--all"])
     assert "ended 2 session(s)" in result.output
     assert all(c.get("/dashboard").status_code == 302 for c in clients)
 
@@ -39,5 +37,5 @@ def test_revoke_all(app, make_client):
 def test_cli_needs_exactly_one_target(app):
     runner = app.test_cli_runner()
     assert runner.invoke(args=["sessions", "list"]).exit_code == 2
-    missing = runner.invoke(args=["sessions", "revoke", "--user", "nobody"])
+    missing = runner.invoke(args=["sessions", "end", "--user", "nobody"])
     assert missing.exit_code == 1 and "no user called 'nobody'" in missing.output

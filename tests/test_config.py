@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from app.config import ConfigError, load_config, validate
+import redis
+from app.config import ConfigError, build, load_config
+from sqlalchemy.engine import make_url
 
 GOOD = {
     "SECRET_KEY": "k" * 40,
@@ -17,9 +19,7 @@ GOOD = {
 
 
 def config_for(**env: str) -> dict:
-    config = load_config({**GOOD, **env})
-    validate(config)
-    return config
+    return build(environ={**GOOD, **env})
 
 
 def test_production_is_the_default_and_secure():
@@ -76,3 +76,42 @@ def test_wsgi_refuses_to_start_with_one_line_on_stderr():
     assert result.returncode == 78
     assert result.stderr.strip().startswith("configuration error: SECRET_KEY is weak")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_urls_are_built_from_parts_with_the_passwords_from_files(tmp_path):
+    """The compose stack gives host, user and a password file; odd characters survive."""
+    (tmp_path / "pg").write_text("p@ss:w/rd%?#\n")
+    (tmp_path / "redis").write_text("r@d:is/%\n")
+    parts = {
+        "SECRET_KEY": "k" * 40,
+        "POSTGRES_HOST": "db",
+        "POSTGRES_USER": "app_web",
+        "POSTGRES_DB": "shop",
+        "POSTGRES_PASSWORD_FILE": str(tmp_path / "pg"),
+        "REDIS_HOST": "cache",
+        "REDIS_USER": "app",
+        "REDIS_PASSWORD_FILE": str(tmp_path / "redis"),
+    }
+    config = build(environ=parts)
+    url = make_url(config["SQLALCHEMY_DATABASE_URI"])
+    assert (url.drivername, url.username, url.password) == (
+        "postgresql+psycopg",
+        "app_web",
+        "p@ss:w/rd%?#",
+    )
+    assert (url.host, url.port, url.database) == ("db", 5432, "shop")
+    client = redis.Redis.from_url(config["REDIS_URL"])
+    kwargs = client.connection_pool.connection_kwargs
+    assert (kwargs["username"], kwargs["password"], kwargs["host"]) == ("app", "r@d:is/%", "cache")
+    assert config["RATELIMIT_STORAGE_URI"] == config["REDIS_URL"]
+
+
+def test_derived_settings_follow_the_overrides():
+    """Tests and embedders override a base setting; what derives from it follows."""
+    config = build({"SESSION_COOKIE_SECURE": False, "REMEMBER_COOKIE_DAYS": 3}, environ=GOOD)
+    assert config["SESSION_COOKIE_NAME"] == "session"
+    assert config["REMEMBER_COOKIE_NAME"] == "remember_token"
+    assert config["REMEMBER_COOKIE_SECURE"] is False
+    assert config["REMEMBER_COOKIE_DURATION"].days == 3
+    kept = build({"RATELIMIT_STORAGE_URI": "memory://"}, environ=GOOD)
+    assert kept["RATELIMIT_STORAGE_URI"] == "memory://"

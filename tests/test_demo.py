@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Auth
+from helpers import Auth
 
 
 def test_set_cookie_sets_a_harmless_one_hour_cookie_and_says_so(client):

@@ -92,10 +92,9 @@ def test_connections_postgresql_dropped_are_replaced_before_use(make_app, clock)
     """A restart of PostgreSQL kills every pooled connection; the next request still works."""
     import sqlalchemy as sa
     from app.extensions import db
-    from conftest import Auth, Client
+    from helpers import Auth
 
     app = make_app()
-    app.test_client_class = Client
     client = app.test_client()
     Auth(client).signed_in("alice")
     assert client.get("/dashboard").status_code == 200

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 from app.extensions import db
 from app.models import Person, User
-from conftest import PASSWORD, Auth
+from helpers import PASSWORD, Auth
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import INIT_SECRETS
+from helpers import INIT_SECRETS
 
 
 def run(root: Path, pgdata: Path, **env: str) -> subprocess.CompletedProcess[str]:

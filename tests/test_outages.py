@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from app.extensions import db
-from conftest import Auth, Client
+from helpers import Auth, Client
 from sqlalchemy.engine import make_url
 from tcp_proxy import Proxy, proxy_to
 
@@ -32,7 +32,6 @@ def app(make_app: Any, base_config: dict[str, Any], proxy: Proxy) -> Any:
 
 @pytest.fixture
 def signed_in(app: Any) -> Client:
-    app.test_client_class = Client
     client = app.test_client()
     Auth(client).register("alice")
     Auth(client).login("alice")
@@ -96,7 +95,6 @@ def test_connection_lost_at_commit_is_a_503_and_stores_nothing(app, signed_in, p
 
 
 def test_database_down_with_only_a_remember_me_cookie_is_a_503(app, proxy):
-    app.test_client_class = Client
     client = app.test_client()
     Auth(client).register("bob")
     Auth(client).login("bob", remember=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import Auth
+from helpers import Auth
 
 
 def add(client, name="Bob", email="bob@example.com", notes=""):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from conftest import PASSWORD, Auth, Client
+from helpers import PASSWORD, Auth, Client
 
 
 def client_from(app, address: str) -> Client:
     """A client behind one proxy (nginx) that reports `address` as the client."""
-    app.test_client_class = Client
     client = app.test_client()
     # What nginx sends: whatever the client claimed, then the address nginx saw.
     client.environ_base["HTTP_X_FORWARDED_FOR"] = f"6.6.6.6, {address}"
@@ -97,7 +96,6 @@ def test_register_is_rate_limited_per_address(make_app):
 
 def test_json_clients_get_a_json_429(make_app):
     app = make_app(RATELIMIT_LOGIN="1/minute")
-    app.test_client_class = Client
     client = app.test_client()
     Auth(client).login("nobody", "wrong password")
     token = client.csrf_token("/login")
@@ -113,7 +111,6 @@ def test_json_clients_get_a_json_429(make_app):
 
 def test_a_flood_of_logins_waits_for_a_hashing_slot_then_gets_a_503(make_app):
     app = make_app(BCRYPT_MAX_CONCURRENCY=1, BCRYPT_SLOT_WAIT=0.05)
-    app.test_client_class = Client
     client = app.test_client()
     Auth(client).register("alice")
     slots = app.extensions["hashing_slots"]

@@ -13,7 +13,7 @@ import pytest
 import redis
 from app.extensions import db
 from app.sessions import INDEX_PREFIX, session_handle
-from conftest import PASSWORD, Auth, Client
+from helpers import PASSWORD, Auth, Client
 from sqlalchemy import event
 
 JSON = {"Accept": "application/json"}
@@ -36,7 +36,6 @@ def commands_since_reset(redis_client: redis.Redis) -> Counter[str]:
 
 
 def client_of(app: Any) -> Client:
-    app.test_client_class = Client
     return app.test_client()  # type: ignore[no-any-return]
 
 
@@ -170,7 +169,6 @@ class Copies:
             thread.start()
 
     def loop(self) -> None:
-        self.app.test_client_class = Client
         client = self.app.test_client(use_cookies=False)
         cookie = {"Cookie": f"__Host-session={self.sid}"}
         while not self.done.is_set():
@@ -202,12 +200,12 @@ def end_by(how: str, app: Any, laptop: Client, phone: Client, sid: str, token: s
         form = {"current": PASSWORD, "password": new, "confirm": new}
         assert phone.post_form("/account/password", form).status_code == 302
     else:
-        result = app.test_cli_runner().invoke(args=["sessions", "revoke", "--user", "alice"])
+        result = app.test_cli_runner().invoke(args=["sessions", "end", "--user", "alice"])
         assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize(
-    "how", ["logout", "end-from-another-device", "password-change", "flask-sessions-revoke"]
+    "how", ["logout", "end-from-another-device", "password-change", "flask-sessions-end"]
 )
 def test_an_ended_session_stays_ended_while_copies_of_its_cookie_keep_writing(
     make_app, redis_client, how

@@ -76,10 +76,9 @@ def test_idle_timeout_makes_the_session_anonymous(app, client, auth, clock):
 
 
 def test_absolute_lifetime_ends_even_an_active_session(make_app, clock):
-    from conftest import Auth, Client
+    from helpers import Auth
 
     app = make_app(SESSION_IDLE_TIMEOUT=600, SESSION_ABSOLUTE_TIMEOUT=1800)
-    app.test_client_class = Client
     client = app.test_client()
     Auth(client).signed_in("alice")
     for _ in range(5):  # active every 5 minutes for 25 minutes: still in
@@ -90,10 +89,9 @@ def test_absolute_lifetime_ends_even_an_active_session(make_app, clock):
 
 
 def test_ttl_never_exceeds_what_is_left_of_the_absolute_lifetime(make_app, clock):
-    from conftest import Auth, Client
+    from helpers import Auth
 
     app = make_app(SESSION_IDLE_TIMEOUT=600, SESSION_ABSOLUTE_TIMEOUT=900)
-    app.test_client_class = Client
     client = app.test_client()
     Auth(client).signed_in("alice")
     for _ in range(2):
@@ -104,7 +102,7 @@ def test_ttl_never_exceeds_what_is_left_of_the_absolute_lifetime(make_app, clock
 
 
 def test_user_index_lists_sessions_and_expires_with_the_last_one(app, make_client, redis_client):
-    from conftest import Auth
+    from helpers import Auth
 
     laptop, phone = make_client("laptop"), make_client("phone")
     Auth(laptop).signed_in("alice")
@@ -172,14 +170,12 @@ def test_a_remembered_login_is_not_fresh(app, client, auth, clock):
 
 
 def test_session_store_down_is_a_quick_503_not_a_hang(make_app, auth):
-    from conftest import Auth, Client
+    from helpers import Auth
 
     app = make_app()
-    app.test_client_class = Client
     client = app.test_client()
     Auth(client).signed_in("alice")
     broken = make_app(REDIS_URL="redis://127.0.0.1:1/0", RATELIMIT_STORAGE_URI="memory://")
-    broken.test_client_class = Client
     probe = broken.test_client()
     probe.set_cookie("__Host-session", client.cookie("__Host-session"), domain="localhost")
     response = probe.get("/dashboard")

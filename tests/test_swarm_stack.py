@@ -24,6 +24,10 @@ ONLY_IN_COMPOSE = {
     # Generates secrets into volumes; on Swarm they are Swarm secrets made by
     # `make swarm-secrets` (deploy/swarm/manage_secrets.py).
     "secrets",
+    # ACME certificates (docs/certificates.md): certbot shares a webroot and the certificate
+    # volume with nginx on one host. Not ported to Swarm yet: there nginx serves the
+    # self-signed certificate or one mounted from TLS_DIR (docs/deploy-swarm.md).
+    "acme",
 }
 ONLY_IN_STACK = {
     # Between web and PostgreSQL at N replicas (the connection budget, docs/deploy-swarm.md).

@@ -29,7 +29,6 @@ ROOT = Path(os.environ.get("SECRETS_ROOT", "/secrets"))
 # The `pgdata` volume, mounted read-only: a cluster there already has its password.
 PGDATA = Path(os.environ.get("PGDATA_SEEN", "/seen/pgdata"))
 APP_UID = int(os.environ.get("APP_UID", "10001"))
-MIN_SECRET_KEY = 32  # the app's production config refuses anything shorter
 
 # name -> (environment variable that overrides it, how to generate it)
 SECRETS = {
@@ -108,8 +107,6 @@ def main() -> None:
         else:
             refuse_to_regenerate(name, env)
             given, source = generate(), "generated"
-        if name == "secret_key" and len(given) < MIN_SECRET_KEY:
-            sys.exit(f"init-secrets: SECRET_KEY must be at least {MIN_SECRET_KEY} characters")
         if not path.is_file() or path.read_text() != given:
             if path.is_file() and name == "postgres_password":
                 # PostgreSQL only reads its password when it creates the cluster.

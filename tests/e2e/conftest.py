@@ -12,7 +12,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_E2E = Path(__file__).with_name("compose.e2e.yml")  # test-only settings on top
@@ -31,13 +31,6 @@ def stack_variables() -> set[str]:
     """Return the names of the settings compose reads (listed in .env.example)."""
     text = (ROOT / ".env.example").read_text()
     return set(re.findall(r"^# ([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
-
-
-def free_port() -> int:
-    """Return a TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -211,6 +204,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 env["WEB_IMAGE"],
                 f"{project}-nginx",
                 f"{project}-secrets",
+                f"{project}-acme",
             ],
             capture_output=True,
             check=False,

@@ -122,12 +122,14 @@ def test_web_secrets_are_files_only_the_app_user_can_read(stack: Stack) -> None:
     assert all(line.startswith("440 10001 ") for line in modes), modes
     environment = stack.exec("web", "tr '\\0' '\\n' < /proc/1/environ")
     assert "SECRET_KEY_FILE=" in environment or "SECRET_KEY=" in environment
-    assert "POSTGRES_PASSWORD=" not in environment  # only the URL built from it
+    # Passwords stay in their files: the app reads them (web/app/config.py).
+    assert "POSTGRES_PASSWORD=" not in environment and "REDIS_PASSWORD=" not in environment
 
 
 WEB_ROLE_PROBE = """
-import os, sqlalchemy as sa
-with sa.create_engine(os.environ["DATABASE_URL"]).connect() as c:
+import sqlalchemy as sa
+from app.config import load_config
+with sa.create_engine(load_config()["SQLALCHEMY_DATABASE_URI"]).connect() as c:
     print(c.exec_driver_sql("SELECT current_user").scalar())
     try:
         c.exec_driver_sql("CREATE TABLE intruder (id int)")
@@ -139,13 +141,14 @@ with sa.create_engine(os.environ["DATABASE_URL"]).connect() as c:
 
 def test_web_logs_in_as_a_role_that_cannot_change_the_schema(stack: Stack) -> None:
     assert "postgres_password" not in stack.exec("web", "ls /run/secrets/app").split()
-    out = stack.exec("web", f"docker-entrypoint.sh python -c '{WEB_ROLE_PROBE}'").split()
+    out = stack.exec("web", f"python -c '{WEB_ROLE_PROBE}'").split()
     assert out == ["app_web", "refused"]
 
 
 APP_REDIS_PROBE = """
-import os, redis
-r = redis.Redis.from_url(os.environ["REDIS_URL"])
+import redis
+from app.config import load_config
+r = redis.Redis.from_url(load_config()["REDIS_URL"])
 r.set("session:acl-probe", "1", ex=5)
 print("data-ok")
 for command in (("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*"), ("GET", "other:key")):
@@ -158,7 +161,7 @@ for command in (("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*"), ("GET", "o
 
 
 def test_the_apps_redis_user_cannot_flush_configure_or_list_keys(stack: Stack) -> None:
-    out = stack.exec("web", f"docker-entrypoint.sh python -c '{APP_REDIS_PROBE}'").split()
+    out = stack.exec("web", f"python -c '{APP_REDIS_PROBE}'").split()
     assert out == ["data-ok", "denied", "denied", "denied", "denied"]
     assert "PONG" in stack.redis("ping", user="probe")
     assert "NOPERM" in stack.redis("get", "session:acl-probe", user="probe")

@@ -47,17 +47,6 @@ def test_register_login_dashboard_logout(stack: Stack, client: requests.Session)
     assert "/login" in again.headers["Location"]
 
 
-def test_login_rotates_the_session_id(stack: Stack, client: requests.Session) -> None:
-    username = new_username()
-    stack.register(client, username)
-    # Signed out, the session is a signed cookie: there is no server-side id to fixate.
-    assert client.cookies.get(SESSION_COOKIE) is None and client.cookies.get("__Host-visitor")
-    stack.login(client, username)
-    after = client.cookies.get(SESSION_COOKIE)
-    assert after and f"session:{after}" in session_keys(stack)
-    assert client.cookies.get("__Host-visitor") is None
-
-
 def test_session_and_remember_cookies_are_locked_down(
     stack: Stack, client: requests.Session
 ) -> None:
@@ -71,13 +60,3 @@ def test_session_and_remember_cookies_are_locked_down(
         assert {"secure", "httponly", "path"} <= attributes, name
         assert "domain" not in attributes, name  # __Host- cookies must not have one
         assert "samesite=lax" in cookie(resp, name).lower().replace(" ", ""), name
-
-
-def test_wrong_password_is_refused(stack: Stack, client: requests.Session) -> None:
-    username = new_username()
-    stack.register(client, username)
-    form = {"username": username, "password": "not the password at all"}
-    resp = stack.post_form(client, "/login", form)
-    assert f"Welcome {username}!" not in resp.text
-    dashboard = client.get(stack.base_url + "/dashboard", timeout=10, allow_redirects=False)
-    assert dashboard.status_code in (302, 303)

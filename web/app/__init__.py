@@ -22,10 +22,7 @@ from .extensions import bcrypt, csrf, db, limiter, login_manager, migrate
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Create the app from the environment, with `overrides` on top (tests use them)."""
     app = Flask(__name__)
-    app.config.update(config_module.load_config())
-    app.config.update(overrides or {})
-    config_module.validate(app.config)
-    app.config["TRUSTED_HOSTS"] = trusted_hosts(app.config)
+    app.config.update(config_module.build(overrides))
 
     configure_logging(app)
     register_proxy_fix(app)
@@ -35,14 +32,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     register_request_hooks(app)
     register_commands(app)
     return app
-
-
-def trusted_hosts(config: Mapping[str, Any]) -> list[str] | None:
-    """Return the Host names to answer (others get 400); None answers any, outside production."""
-    extra = config["TRUSTED_HOSTS_EXTRA"]
-    if not extra and config["APP_ENV"] != "production":
-        return None
-    return [*config_module.ALWAYS_TRUSTED_HOSTS, *extra]
 
 
 def configure_logging(app: Flask) -> None:

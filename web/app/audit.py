@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from flask import request
 
 from .devices import device_label
@@ -20,7 +22,13 @@ EVENTS = {
 }
 
 
-def record(user: User, event: str) -> None:
+class Identified(Protocol):
+    """A user row or the signed-in session's user: anything with the account's id."""
+
+    id: int
+
+
+def record(user: Identified, event: str) -> None:
     """Add an event for `user` to the database session; the caller commits."""
     assert event in EVENTS, event
     db.session.add(

@@ -1,4 +1,4 @@
-"""Operator commands: `flask sessions list|revoke --user NAME` (or `--all`)."""
+"""Operator commands: `flask sessions list|end --user NAME` (or `--all`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import click
 from flask.cli import with_appcontext
 
-from .auth.service import find_user
+from .auth.service import end_all_sessions, find_user
 from .extensions import db
 from .models import User
-from .sessions import end_every_session, end_sessions_of, list_sessions
+from .sessions import list_sessions
 
 
 def _when(timestamp: float) -> str:
@@ -47,17 +47,11 @@ def list_command(username: str | None, every: bool) -> None:
             )
 
 
-@sessions_cli.command("revoke")
+@sessions_cli.command("end")
 @click.option("--user", "username", help="The account's username.")
 @click.option("--all", "every", is_flag=True, help="Every account.")
 @with_appcontext
-def revoke_command(username: str | None, every: bool) -> None:
+def end_command(username: str | None, every: bool) -> None:
     """End every session and remember-me cookie of one user, or of all users."""
-    users = _users(username, every)
-    for user in users:
-        user.rotate_remember_token()
-    # Tokens first: a remember cookie must not start a new session after its user's ended.
-    db.session.commit()
-    # --all also ends the sessions of accounts deleted meanwhile.
-    total = end_every_session() if every else sum(end_sessions_of(u.id) for u in users)
-    click.echo(f"ended {total} session(s); remember-me cookies revoked")
+    total = end_all_sessions(_users(username, every), everyone=every)
+    click.echo(f"ended {total} session(s) and every remember-me cookie")

@@ -1,7 +1,9 @@
-"""Configuration read from the environment when the factory runs, validated once.
+"""Configuration: read from the environment when the factory runs, then derived, then validated.
 
-Every setting comes from an environment variable (secrets may come from `<NAME>_FILE`
-instead, as Docker secrets do). Nothing here is read at import time.
+The one path every setting takes (`build`): environment variables (a secret may come from the
+file `<NAME>_FILE` names, as Docker secrets do) -> the caller's overrides (tests) -> settings
+derived from those (cookie names, lifetimes, the database and Redis URLs' users) -> one check
+that says, in one line, what is wrong. Nothing here is read at import time.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy.engine import URL
 
 ENVIRONMENTS = ("production", "development", "testing")
 WEAK_SECRET_KEYS = {"dev", "secret", "changeme", "change-me", "development", "secret-key"}
@@ -79,21 +84,40 @@ def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
-def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Build the Flask config mapping from environment variables (no validation yet)."""
-    env = os.environ if environ is None else environ
-    app_env = _str(env, "APP_ENV", "production")
-    secure_cookies = _bool(env, "SESSION_COOKIE_SECURE", True)
-    redis_url = _env(env, "REDIS_URL")
-    remember_days = _int(env, "REMEMBER_COOKIE_DAYS", 14, minimum=1)
-    absolute = _int(env, "SESSION_ABSOLUTE_TIMEOUT", 12 * 3600, minimum=60)
-    hosts = [h.strip() for h in env.get("TRUSTED_HOSTS", "").split(",") if h.strip()]
+def database_url(env: Mapping[str, str]) -> str | None:
+    """Return DATABASE_URL, or build it from POSTGRES_* (the password from a file, quoted)."""
+    url = _env(env, "DATABASE_URL")
+    password = _env(env, "POSTGRES_PASSWORD")
+    if url or password is None:
+        return url
+    return URL.create(
+        "postgresql+psycopg",
+        username=_str(env, "POSTGRES_USER", "app"),
+        password=password,
+        host=_str(env, "POSTGRES_HOST", "db"),
+        port=_int(env, "POSTGRES_PORT", 5432, minimum=1),
+        database=_str(env, "POSTGRES_DB", "app"),
+    ).render_as_string(hide_password=False)
 
+
+def redis_url(env: Mapping[str, str]) -> str | None:
+    """Return REDIS_URL, or build it from REDIS_* (user and password percent-encoded)."""
+    url = _env(env, "REDIS_URL")
+    password = _env(env, "REDIS_PASSWORD")
+    if url or password is None:
+        return url
+    user = quote(env.get("REDIS_USER", ""), safe="")
+    host, port = _str(env, "REDIS_HOST", "redis"), _int(env, "REDIS_PORT", 6379, minimum=1)
+    return f"redis://{user}:{quote(password, safe='')}@{host}:{port}/{_int(env, 'REDIS_DB', 0)}"
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read the settings from environment variables (nothing derived, nothing validated)."""
+    env = os.environ if environ is None else environ
     return {
-        "APP_ENV": app_env,
-        "TESTING": app_env == "testing",
+        "APP_ENV": _str(env, "APP_ENV", "production"),
         "SECRET_KEY": _env(env, "SECRET_KEY"),
-        "SQLALCHEMY_DATABASE_URI": _env(env, "DATABASE_URL"),
+        "SQLALCHEMY_DATABASE_URI": database_url(env),
         "SQLALCHEMY_ENGINE_OPTIONS": {
             # No pre-ping on every checkout (a round trip and a transaction per request):
             # dbpool.py pings only connections that sat idle, and replaces dead ones.
@@ -106,11 +130,13 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         },
         # A pooled connection idle this long is pinged before use (dbpool.py).
         "DB_PING_AFTER_IDLE": _float(env, "DB_PING_AFTER_IDLE", 1.0),
-        "REDIS_URL": redis_url,
+        "REDIS_URL": redis_url(env),
         "LOG_LEVEL": _str(env, "LOG_LEVEL", "INFO").upper(),
         # Reverse proxy: how many hops of X-Forwarded-* to trust (nginx in front = 1).
         "PROXY_FIX_HOPS": _int(env, "PROXY_FIX_HOPS", 0),
-        "TRUSTED_HOSTS_EXTRA": hosts,
+        "TRUSTED_HOSTS_EXTRA": [
+            h.strip() for h in env.get("TRUSTED_HOSTS", "").split(",") if h.strip()
+        ],
         "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
         "EXPOSE_SERVED_BY": _bool(env, "EXPOSE_SERVED_BY", False),
         # gunicorn creates this file when it starts draining (gunicorn.conf.py); /readyz
@@ -118,25 +144,18 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "DRAIN_FILE": _str(env, "DRAIN_FILE", ""),
         # Sessions: signed-in ones server-side in Redis (the cookie holds an opaque id only);
         # a signed-out visitor's session is a signed cookie, so visitors store nothing.
-        "SESSION_COOKIE_SECURE": secure_cookies,
-        # __Host- means: Secure, Path=/, no Domain. Browsers refuse it over plain HTTP.
-        "SESSION_COOKIE_NAME": "__Host-session" if secure_cookies else "session",
-        "SESSION_ANONYMOUS_COOKIE_NAME": "__Host-visitor" if secure_cookies else "visitor",
+        "SESSION_COOKIE_SECURE": _bool(env, "SESSION_COOKIE_SECURE", True),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_PATH": "/",
         "SESSION_KEY_PREFIX": _str(env, "SESSION_KEY_PREFIX", "session:"),
         "SESSION_IDLE_TIMEOUT": _int(env, "SESSION_IDLE_TIMEOUT", 30 * 60, minimum=60),
-        "SESSION_ABSOLUTE_TIMEOUT": absolute,
+        "SESSION_ABSOLUTE_TIMEOUT": _int(env, "SESSION_ABSOLUTE_TIMEOUT", 12 * 3600, minimum=60),
         "SESSION_ANONYMOUS_TIMEOUT": _int(env, "SESSION_ANONYMOUS_TIMEOUT", 15 * 60, minimum=60),
         # "Last used" and the sliding idle expiry are written at most this often (0: always).
         "SESSION_TOUCH_INTERVAL": _int(env, "SESSION_TOUCH_INTERVAL", 60),
-        "PERMANENT_SESSION_LIFETIME": timedelta(seconds=absolute),
         # Remember-me: revocable (see models.User.get_id), at most 30 days.
-        "REMEMBER_COOKIE_NAME": "__Host-remember" if secure_cookies else "remember_token",
-        "REMEMBER_COOKIE_DAYS": remember_days,
-        "REMEMBER_COOKIE_DURATION": timedelta(days=remember_days),
-        "REMEMBER_COOKIE_SECURE": secure_cookies,
+        "REMEMBER_COOKIE_DAYS": _int(env, "REMEMBER_COOKIE_DAYS", 14, minimum=1),
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_PATH": "/",
@@ -148,7 +167,6 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # (`make bench`: failing fast lets flooding clients retry at once, which is worse).
         "BCRYPT_SLOT_WAIT": _float(env, "BCRYPT_SLOT_WAIT", 10.0),
         # Rate limits (Flask-Limiter syntax), stored in Redis next to the sessions.
-        "RATELIMIT_STORAGE_URI": redis_url,
         "RATELIMIT_STORAGE_OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
         "RATELIMIT_STRATEGY": "fixed-window",
         "RATELIMIT_HEADERS_ENABLED": True,
@@ -169,6 +187,43 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     }
 
 
+def derive(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the settings that follow from others (computed after any override)."""
+    secure = config["SESSION_COOKIE_SECURE"]
+    extra = config["TRUSTED_HOSTS_EXTRA"]
+    return {
+        "TESTING": config["APP_ENV"] == "testing",
+        # __Host- means: Secure, Path=/, no Domain. Browsers refuse it over plain HTTP.
+        "SESSION_COOKIE_NAME": "__Host-session" if secure else "session",
+        "SESSION_ANONYMOUS_COOKIE_NAME": "__Host-visitor" if secure else "visitor",
+        "PERMANENT_SESSION_LIFETIME": timedelta(seconds=config["SESSION_ABSOLUTE_TIMEOUT"]),
+        "REMEMBER_COOKIE_NAME": "__Host-remember" if secure else "remember_token",
+        "REMEMBER_COOKIE_SECURE": secure,
+        "REMEMBER_COOKIE_DURATION": timedelta(days=config["REMEMBER_COOKIE_DAYS"]),
+        "RATELIMIT_STORAGE_URI": config["REDIS_URL"],
+        # Host names to answer (others get 400); None answers any, outside production.
+        "TRUSTED_HOSTS": (
+            None
+            if not extra and config["APP_ENV"] != "production"
+            else [*ALWAYS_TRUSTED_HOSTS, *extra]
+        ),
+    }
+
+
+def build(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Return the validated config: environment, then `overrides`, then what derives from them.
+
+    A derived setting given in `overrides` is kept as given.
+    """
+    overrides = overrides or {}
+    config = {**load_config(environ), **overrides}
+    config.update({k: v for k, v in derive(config).items() if k not in overrides})
+    validate(config)
+    return config
+
+
 def validate(config: Mapping[str, Any]) -> None:
     """Raise ConfigError with one actionable line if the merged config is unusable."""
     if config["APP_ENV"] not in ENVIRONMENTS:
@@ -185,9 +240,13 @@ def validate(config: Mapping[str, Any]) -> None:
         if config["BCRYPT_LOG_ROUNDS"] < MIN_PRODUCTION_BCRYPT_ROUNDS:
             raise ConfigError(f"BCRYPT_LOG_ROUNDS must be at least {MIN_PRODUCTION_BCRYPT_ROUNDS}")
     if not config.get("SQLALCHEMY_DATABASE_URI"):
-        raise ConfigError("DATABASE_URL is not set (postgresql+psycopg://user:pass@host/db)")
+        raise ConfigError(
+            "DATABASE_URL is not set, nor POSTGRES_PASSWORD(_FILE) to build it from POSTGRES_*"
+        )
     if not config.get("REDIS_URL"):
-        raise ConfigError("REDIS_URL is not set (redis://:password@host:6379/0)")
+        raise ConfigError(
+            "REDIS_URL is not set, nor REDIS_PASSWORD(_FILE) to build it from REDIS_*"
+        )
     if config["REMEMBER_COOKIE_DAYS"] > MAX_REMEMBER_DAYS:
         raise ConfigError(f"REMEMBER_COOKIE_DAYS must be at most {MAX_REMEMBER_DAYS}")
     if config["SESSION_IDLE_TIMEOUT"] > config["SESSION_ABSOLUTE_TIMEOUT"]:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .extensions import bcrypt, db
+from .extensions import db
 
 USERNAME_MAX = 32
 USERNAME_KEY_MAX = USERNAME_MAX * 3  # NFKC may expand a name; the form checks this
@@ -31,7 +31,7 @@ def new_remember_token() -> str:
 
 
 class User(db.Model):  # type: ignore[name-defined,misc]
-    """An account. The password is only ever set and checked through this class."""
+    """An account. Its password hash is only ever made and checked by passwords.py."""
 
     __tablename__ = "users"
 
@@ -51,23 +51,14 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     is_anonymous = False
     is_authenticated = True
 
+    @classmethod
+    def named(cls, username: str) -> sa.Select[tuple[User]]:
+        """Return the query for the user called `username` (case- and width-insensitive)."""
+        return sa.select(cls).where(cls.username_key == username_key(username))
+
     def get_id(self) -> str:
         """Return `id:remember_token`: a remember-me cookie dies when the token rotates."""
         return f"{self.id}:{self.remember_token}"
-
-    def set_password(self, password: str, rounds: int) -> None:
-        """Hash and store `password` (length already validated: at most 72 UTF-8 bytes)."""
-        self.password_hash = bcrypt.generate_password_hash(password, rounds).decode("ascii")
-
-    def check_password(self, password: str) -> bool:
-        """Return whether `password` matches; over-long input is simply a mismatch."""
-        if len(password.encode("utf-8")) > 72:
-            return False
-        return bool(bcrypt.check_password_hash(self.password_hash, password))
-
-    def hash_rounds(self) -> int:
-        """Return the bcrypt cost the stored hash was made with (`$2b$12$...`)."""
-        return int(self.password_hash.split("$")[2])
 
     def rotate_remember_token(self) -> None:
         """Invalidate every remember-me cookie issued so far."""

@@ -1,4 +1,8 @@
-"""Password rules (NIST SP 800-63B / OWASP ASVS 5) and bounded, constant-work hashing."""
+"""Passwords, in one place: the rules for new ones, hashing, checking and re-hashing.
+
+Rules follow NIST SP 800-63B / OWASP ASVS 5. Hashing is bcrypt through Flask-Bcrypt, bounded
+by per-process slots so that a flood of logins cannot starve every other page.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from .extensions import bcrypt
 
 MIN_LENGTH = 8  # characters
 MAX_BYTES = 72  # bcrypt ignores (bcrypt 5: rejects) anything past 72 bytes
+HINT = f"At least {MIN_LENGTH} characters and at most {MAX_BYTES} bytes (UTF-8)."
 
 
 class HashingBusy(RuntimeError):
@@ -29,11 +34,16 @@ def common_passwords() -> frozenset[str]:
     )
 
 
+def fits_bcrypt(password: str) -> bool:
+    """Return whether bcrypt can check `password` (at most 72 UTF-8 bytes)."""
+    return len(password.encode("utf-8")) <= MAX_BYTES
+
+
 def password_problem(password: str, username: str = "") -> str | None:
     """Return why `password` is not acceptable as a new password, or None."""
     if len(password) < MIN_LENGTH:
         return f"Use at least {MIN_LENGTH} characters."
-    if len(password.encode("utf-8")) > MAX_BYTES:
+    if not fits_bcrypt(password):
         return (
             f"Use at most {MAX_BYTES} bytes (UTF-8): about {MAX_BYTES} letters, "
             "fewer with accents or emoji."
@@ -47,7 +57,7 @@ def password_problem(password: str, username: str = "") -> str | None:
 
 @contextmanager
 def hashing_slot() -> Iterator[None]:
-    """Hold one of the per-process bcrypt slots, so login floods cannot starve other pages."""
+    """Hold one of the per-process bcrypt slots, or raise HashingBusy after BCRYPT_SLOT_WAIT."""
     slots: threading.BoundedSemaphore = current_app.extensions["hashing_slots"]
     if not slots.acquire(timeout=current_app.config["BCRYPT_SLOT_WAIT"]):
         raise HashingBusy
@@ -57,13 +67,39 @@ def hashing_slot() -> Iterator[None]:
         slots.release()
 
 
-def burn_equal_work(password: str) -> None:
-    """Spend the same bcrypt work as a real check, for a username that does not exist."""
+def _rounds() -> int:
+    return int(current_app.config["BCRYPT_LOG_ROUNDS"])
+
+
+def hash_password(password: str) -> str:
+    """Return the bcrypt hash of an accepted new password, at BCRYPT_LOG_ROUNDS."""
+    with hashing_slot():
+        return str(bcrypt.generate_password_hash(password, _rounds()).decode("ascii"))
+
+
+def _dummy_hash() -> str:
+    """Return a hash at today's cost, made once per process, for checks without an account."""
     cache = current_app.extensions
-    rounds = current_app.config["BCRYPT_LOG_ROUNDS"]
     dummy = cache.get("dummy_hash")
-    if dummy is None or int(dummy.split("$")[2]) != rounds:
-        dummy = bcrypt.generate_password_hash("not-a-password", rounds).decode("ascii")
+    if dummy is None or needs_rehash(dummy):
+        dummy = bcrypt.generate_password_hash("not-a-password", _rounds()).decode("ascii")
         cache["dummy_hash"] = dummy
-    # An over-long password would make bcrypt raise; any in-range value costs the same.
-    bcrypt.check_password_hash(dummy, password if len(password.encode()) <= MAX_BYTES else "x")
+    return str(dummy)
+
+
+def verify(stored_hash: str | None, password: str) -> bool:
+    """Return whether `password` matches `stored_hash`, spending the same work either way.
+
+    With no hash (no such account) or a password bcrypt cannot check, a dummy hash is
+    checked instead, so the answer takes as long as a real mismatch.
+    """
+    with hashing_slot():
+        if stored_hash is None or not fits_bcrypt(password):
+            bcrypt.check_password_hash(_dummy_hash(), password if fits_bcrypt(password) else "x")
+            return False
+        return bool(bcrypt.check_password_hash(stored_hash, password))
+
+
+def needs_rehash(stored_hash: str) -> bool:
+    """Return whether the hash was made at another cost than BCRYPT_LOG_ROUNDS (`$2b$12$…`)."""
+    return int(stored_hash.split("$")[2]) != _rounds()

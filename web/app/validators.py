@@ -8,7 +8,7 @@ from wtforms import Field, Form
 from wtforms.validators import ValidationError
 
 from .models import USERNAME_KEY_MAX, USERNAME_MAX, username_key
-from .passwords import MAX_BYTES, password_problem
+from .passwords import MAX_BYTES, fits_bcrypt, password_problem
 
 # Letters (any script), digits, and . _ - ; what a profile URL can carry without surprises.
 USERNAME_PATTERN = re.compile(r"[^\W_][\w.-]*", re.UNICODE)
@@ -38,7 +38,7 @@ def new_password(form: Form, field: Field) -> None:
         raise ValidationError(problem)
 
 
-def bcrypt_length(form: Form, field: Field) -> None:
+def checkable_password(form: Form, field: Field) -> None:
     """Refuse a password bcrypt cannot check (over 72 UTF-8 bytes) with a clear message."""
-    if len((field.data or "").encode("utf-8")) > MAX_BYTES:
+    if not fits_bcrypt(field.data or ""):
         raise ValidationError(f"Passwords are at most {MAX_BYTES} bytes (UTF-8).")

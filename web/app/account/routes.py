@@ -7,10 +7,9 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, fresh_login_required, login_required
 
 from .. import audit
-from ..auth.service import current_account, end_other_sessions, end_this_session
-from ..extensions import db, limiter
-from ..passwords import hashing_slot
-from ..sessions import current_sid, end_session, end_sessions_of, list_sessions, session_handle
+from ..auth import service
+from ..extensions import limiter
+from ..sessions import current_sid, list_sessions, session_handle
 from .forms import DeleteAccountForm, EndSessionForm, PasswordChangeForm
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -44,10 +43,8 @@ def end_one(handle: str) -> ResponseReturnValue:
     """End one of the user's sessions (ending this one logs out here)."""
     if handle == session_handle(current_sid() or ""):
         return redirect(url_for("auth.logout"))  # ending this session is logging out
-    if not end_session(current_user.id, handle):
+    if not service.end_one_session(current_user, handle):
         abort(404, description="That session has already ended.")
-    audit.record(current_user, "session_ended")
-    db.session.commit()
     flash("The session has ended.", "success")
     return redirect(url_for("account.index"))
 
@@ -55,9 +52,7 @@ def end_one(handle: str) -> ResponseReturnValue:
 @bp.post("/sessions/end-others")
 def end_others() -> ResponseReturnValue:
     """End every other session and every remember-me cookie; this one stays."""
-    ended = end_other_sessions(current_account())
-    audit.record(current_user, "other_sessions_ended")
-    db.session.commit()
+    ended = service.end_other_sessions(service.current_account())
     flash(f"Ended {ended} other session{'s' if ended != 1 else ''}.", "success")
     return redirect(url_for("account.index"))
 
@@ -69,17 +64,10 @@ def password() -> ResponseReturnValue:
     """Change the password: other sessions and all remember-me cookies end."""
     form = PasswordChangeForm()
     if form.validate_on_submit():
-        user = current_account()
-        with hashing_slot():
-            ok = user.check_password(form.current.data)
-            if ok:
-                user.set_password(form.password.data, current_app.config["BCRYPT_LOG_ROUNDS"])
-        if not ok:
+        user = service.current_account()
+        if not service.change_password(user, form.current.data, form.password.data):
             form.current.errors.append("That is not your current password.")
             return render_template("account/password.html", form=form), 422
-        end_other_sessions(user)
-        audit.record(user, "password_changed")
-        db.session.commit()
         flash("Password changed. Your other sessions have ended.", "success")
         return redirect(url_for("account.index"))
     return render_template("account/password.html", form=form), 422 if form.errors else 200
@@ -91,16 +79,9 @@ def delete() -> ResponseReturnValue:
     """Delete the account and its people, and end all its sessions."""
     form = DeleteAccountForm()
     if form.validate_on_submit():
-        user = current_account()
-        with hashing_slot():
-            ok = user.check_password(form.password.data)
-        if not ok:
+        ended = service.delete_account(service.current_account(), form.password.data)
+        if ended is None:
             form.password.errors.append("That is not your password.")
             return render_template("account/delete.html", form=form), 422
-        ended = end_sessions_of(user.id)
-        db.session.delete(user)
-        db.session.commit()
-        current_app.logger.info("account deleted: user id %s", user.id)
-        end_this_session()
         return render_template("account/deleted.html", ended=ended)
     return render_template("account/delete.html", form=form), 422 if form.errors else 200

@@ -7,11 +7,9 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_fresh, login_required
-from sqlalchemy.exc import IntegrityError
 
-from ..extensions import db, limiter
-from ..models import User, username_key
-from ..passwords import hashing_slot
+from ..extensions import limiter
+from . import service
 from .forms import LoginForm, LogoutForm, RegisterForm
 from .lockout import (
     account_address_key,
@@ -20,7 +18,6 @@ from .lockout import (
     login_failed,
     remember_address,
 )
-from .service import authenticate, current_account, find_user, log_in, log_out
 
 bp = Blueprint("auth", __name__)
 
@@ -43,30 +40,12 @@ def safe_next(target: str | None) -> str | None:
 def register() -> ResponseReturnValue:
     """Create an account, then send the user to log in."""
     form = RegisterForm()
-    if form.validate_on_submit() and not username_taken(form):
-        user = User(username=form.username.data, username_key=username_key(form.username.data))
-        with hashing_slot():
-            user.set_password(form.password.data, current_app.config["BCRYPT_LOG_ROUNDS"])
-        db.session.add(user)
-        try:
-            db.session.commit()
-        except IntegrityError:
-            # Two people chose the same name at once: the unique constraint decides.
-            db.session.rollback()
-            form.username.errors.append(TAKEN)
-        else:
-            current_app.logger.info("account created: user id %s", user.id)
+    if form.validate_on_submit():
+        if service.register(form.username.data, form.password.data) is not None:
             flash("Your account is ready. Please log in.", "success")
             return redirect(url_for("auth.login"))
+        form.username.errors.append(TAKEN)
     return render_template("auth/register.html", form=form), 422 if form.errors else 200
-
-
-def username_taken(form: RegisterForm) -> bool:
-    """Add a form error and return True if the username already exists."""
-    if find_user(form.username.data) is None:
-        return False
-    form.username.errors.append(TAKEN)
-    return True
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -93,13 +72,11 @@ def login() -> ResponseReturnValue:
         return redirect(target)
     form = LoginForm()
     if form.validate_on_submit():
-        user = authenticate(form.username.data, form.password.data)
+        user = service.authenticate(form.username.data, form.password.data)
         if user is not None:
             remember_address(user.username)
-            log_in(user, remember=form.remember.data)
-            db.session.commit()
+            service.log_in(user, remember=form.remember.data)
             return redirect(target)
-        db.session.commit()  # keeps the "failed login" audit event
         form.form_errors.append(INVALID_LOGIN)
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form), 422 if form.errors else 200
@@ -114,7 +91,6 @@ def logout() -> ResponseReturnValue:
         return render_template("auth/logout.html", form=form)
     if not form.validate_on_submit():
         return render_template("auth/logout.html", form=form), 400
-    log_out(current_account())
-    db.session.commit()
+    service.log_out(service.current_account())
     flash("You are logged out.", "success")
     return redirect(url_for("main.index"))

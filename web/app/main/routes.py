@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from ..extensions import db
-from ..models import Person, User, username_key
+from ..models import Person, User
 
 bp = Blueprint("main", __name__)
 
@@ -24,7 +24,7 @@ def index() -> ResponseReturnValue:
 def profile(name: str) -> ResponseReturnValue:
     """Show a registered user's public profile (a friendly 404 for unknown names)."""
     user = db.first_or_404(
-        db.select(User).where(User.username_key == username_key(name[:64])),
+        User.named(name[:64]),
         description=f"There is no user called “{name[:64]}”.",
     )
     return render_template("main/profile.html", user=user)

@@ -1,0 +1,79 @@
+"""What tests share besides fixtures: the browser-like client, the auth steps, test data.
+
+Tests import these from here (`from helpers import Auth`), never from conftest.py.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from flask.testing import FlaskClient
+
+BASE_URL = "https://localhost"
+INIT_SECRETS = Path(__file__).resolve().parents[1] / "web" / "init-secrets.py"
+PASSWORD = "correct horse battery"
+# Two devices, as the sessions page names them.
+FIREFOX = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
+SAFARI = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+)
+
+
+class Client(FlaskClient):
+    """A test client on https://localhost that sends a same-origin Referer, like a browser."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("base_url", BASE_URL)
+        headers = kwargs.setdefault("headers", {})
+        if isinstance(headers, dict):
+            headers.setdefault("Referer", BASE_URL + "/")
+        return super().open(*args, **kwargs)
+
+    def csrf_token(self, path: str) -> str:
+        """Load `path` and return the CSRF token of its form."""
+        page = self.get(path).get_data(as_text=True)
+        match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+        assert match, f"no CSRF token on {path}"
+        return match.group(1)
+
+    def post_form(self, path: str, data: dict[str, Any], **kwargs: Any) -> Any:
+        """POST `data` to `path` with the CSRF token of the form served there."""
+        form_page = kwargs.pop("form_page", path)
+        return self.post(path, data={"csrf_token": self.csrf_token(form_page), **data}, **kwargs)
+
+    def cookie(self, name: str) -> str | None:
+        """Return the value of cookie `name` held by the client, or None."""
+        found = self.get_cookie(name)
+        return found.value if found else None
+
+
+class Auth:
+    """Register, log in and log out through the real forms."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def register(self, username: str = "alice", password: str = PASSWORD) -> Any:
+        return self.client.post_form(
+            "/register", {"username": username, "password": password, "confirm": password}
+        )
+
+    def login(
+        self, username: str = "alice", password: str = PASSWORD, remember: bool = False, **kw: Any
+    ) -> Any:
+        data = {"username": username, "password": password}
+        if remember:
+            data["remember"] = "y"
+        return self.client.post_form("/login", data, **kw)
+
+    def logout(self) -> Any:
+        return self.client.post_form("/logout", {})
+
+    def signed_in(self, username: str = "alice", remember: bool = False) -> Client:
+        """Register and log in `username`; return the client."""
+        assert self.register(username).status_code == 302
+        assert self.login(username, remember=remember).status_code == 302
+        return self.client
