@@ -69,8 +69,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             "connect_args": {"connect_timeout": 5},
             # Per gunicorn worker: at most pool_size + max_overflow connections. The budget
             # over all replicas is in docs/deploy-swarm.md. Defaults: SQLAlchemy's own.
-            "pool_size": _int(env, "DB_POOL_SIZE", 5, minimum=1),
-            "max_overflow": _int(env, "DB_MAX_OVERFLOW", 10),
+            "pool_size": integer(env, "DB_POOL_SIZE", 5, minimum=1),
+            "max_overflow": integer(env, "DB_MAX_OVERFLOW", 10),
         },
         # A pooled connection idle this long is pinged before use (dbpool.py).
         "DB_PING_AFTER_IDLE": number(env, "DB_PING_AFTER_IDLE", 1.0),
