@@ -8,14 +8,13 @@ the shared Docker daemon: run this suite alone (`flock /tmp/docker.lock make swa
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from e2e.conftest import ROOT, Stack, free_port, stack_variables
+from e2e.conftest import ROOT, Stack, isolated_env
 
 UP_TIMEOUT = 900  # seconds: builds, swarm init, two deploy phases on 2 shared cores
 
@@ -93,23 +92,18 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
     swarm_before = docker("info", "-f", "{{.Swarm.LocalNodeState}}").strip()
     tmp = tmp_path_factory.mktemp("swarm")
     name = f"e2eswarm{secrets.token_hex(3)}"
-    http_port, https_port = free_port(), free_port()
-    inherited = {k: v for k, v in os.environ.items() if k not in stack_variables()}
-    env = {
-        **inherited,
-        "STACK_NAME": name,
-        "COMPOSE": f"docker compose -p {name}",  # no one-host stack of anyone else is touched
-        "HTTP_PORT": str(http_port),
-        "HTTPS_PORT": str(https_port),
-        "EXPOSE_SERVED_BY": "true",
-        "WEB_REPLICAS": "3",
-        "WEB_CONCURRENCY": "2",
+    env = isolated_env(
+        STACK_NAME=name,
+        COMPOSE=f"docker compose -p {name}",  # no one-host stack of anyone else is touched
+        EXPOSE_SERVED_BY="true",
+        WEB_REPLICAS="3",
+        WEB_CONCURRENCY="2",
         # As tests/e2e/compose.e2e.yml: every client comes from one address.
-        "RATELIMIT_LOGIN": "1000/minute",
-        "RATELIMIT_REGISTER": "1000/minute",
-        "SWARM_TIMEOUT": "400",
-    }
-    http = Stack(name, env, https_port, http_port, tmp)
+        RATELIMIT_LOGIN="1000/minute",
+        RATELIMIT_REGISTER="1000/minute",
+        SWARM_TIMEOUT="400",
+    )
+    http = Stack(name, env, int(env["HTTPS_PORT"]), int(env["HTTP_PORT"]), tmp)
     stack = Swarm(name, env, http)
     try:
         up = stack.make("swarm-up")
