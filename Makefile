@@ -62,7 +62,7 @@ $(BIN)/promtool: | $(STAMP)
 
 .PHONY: test
 test: $(STAMP) $(BIN)/promtool $(KUBECTL_BIN) $(CHECKOV_STAMP) ## Run the unit and integration tests (throwaway PostgreSQL and Redis; no Docker)
-	KUBECTL="$(abspath $(KUBECTL_BIN))" CHECKOV="$(abspath $(CHECKOV))" $(BIN)/pytest --ignore=tests/e2e --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+	KUBECTL="$(abspath $(KUBECTL_BIN))" CHECKOV="$(abspath $(CHECKOV))" $(BIN)/pytest --ignore=tests/e2e --ignore=tests/swarm --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: $(STAMP) ## Lint, check formatting and type-check the app package
@@ -195,6 +195,34 @@ restore: ## Restore a dump over the database and end every session: make restore
 .PHONY: e2e
 e2e: $(STAMP) ## Run the end-to-end tests against a throwaway copy of the real stack
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+# ---- Docker Swarm (deploy/swarm/, docs/deploy-swarm.md) -------------------------------
+SWARM := deploy/swarm/swarm.sh
+
+.PHONY: swarm-up
+swarm-up: ## Init a one-node swarm if none, build, create secrets, deploy; waits until healthy
+	COMPOSE="$(COMPOSE)" $(SWARM) up
+
+.PHONY: swarm-deploy
+swarm-deploy: ## Build, migrate, then roll web over task by task (rolls back on failure)
+	COMPOSE="$(COMPOSE)" $(SWARM) deploy
+
+.PHONY: swarm-down
+swarm-down: ## Remove the Swarm stack; leave the swarm only if swarm-up created it
+	COMPOSE="$(COMPOSE)" $(SWARM) down
+
+.PHONY: swarm-secrets
+swarm-secrets: ## Create the Swarm secrets that do not exist yet (generated values)
+	python3 deploy/swarm/manage_secrets.py ensure
+
+.PHONY: swarm-rotate
+swarm-rotate: ## New version of a secret group, then make swarm-deploy: make swarm-rotate SECRET=redis
+	@test -n "$(SECRET)" || { echo 'usage: make swarm-rotate SECRET=secret_key|postgres_app_password|redis|postgres_password' >&2; exit 2; }
+	python3 deploy/swarm/manage_secrets.py rotate "$(SECRET)"
+
+.PHONY: swarm-e2e
+swarm-e2e: $(STAMP) ## End-to-end tests on a throwaway Swarm stack (swarm-up ... swarm-down)
+	$(BIN)/pytest tests/swarm $(PYTEST_ARGS)
 
 .PHONY: browser
 browser: ## Install Debian's chromium + chromium-driver for the browser e2e test (root, apt)

@@ -57,6 +57,8 @@ def test_secrets_can_come_from_files(tmp_path):
     key_file.write_text("f" * 48 + "\n")
     config = load_config({**GOOD, "SECRET_KEY": "", "SECRET_KEY_FILE": str(key_file)})
     assert config["SECRET_KEY"] == "f" * 48
+    with pytest.raises(ConfigError, match="both SECRET_KEY and SECRET_KEY_FILE are set"):
+        load_config({**GOOD, "SECRET_KEY_FILE": str(key_file)})
     with pytest.raises(ConfigError, match="cannot be read"):
         load_config({**GOOD, "SECRET_KEY": "", "SECRET_KEY_FILE": str(tmp_path / "missing")})
 

@@ -53,6 +53,14 @@ def stack_variables() -> set[str]:
     return set(re.findall(r"^# ([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
 
 
+def isolated_env(**settings: str) -> dict[str, str]:
+    """Return the environment of a throwaway stack: free ports on 127.0.0.1, `settings`, and
+    nothing of the stack's settings from a developer's shell (or .env)."""
+    inherited = {k: v for k, v in os.environ.items() if k not in stack_variables()}
+    ports = {"HTTP_PORT": str(free_port()), "HTTPS_PORT": str(free_port())}
+    return {**inherited, "BIND_ADDRESS": "127.0.0.1", **ports, **settings}
+
+
 @dataclass
 class Stack:
     """A running compose project and helpers to drive and inspect it."""
@@ -234,19 +242,13 @@ def running_stack(
     tmp = tmp_path_factory.mktemp("stack")
     (tmp / "empty.env").write_text("")  # a developer's .env must not leak into the test
     project = f"{prefix}{secrets.token_hex(4)}"
-    http_port, https_port = free_port(), free_port()
-    # The test's own settings only: none from a developer's shell or .env leaks in.
-    inherited = {k: v for k, v in os.environ.items() if k not in stack_variables()}
-    env = {
-        **inherited,
-        "BIND_ADDRESS": "127.0.0.1",
-        "HTTP_PORT": str(http_port),
-        "HTTPS_PORT": str(https_port),
-        "WEB_IMAGE": f"flask-stack-web:{project}",
-        "EXPOSE_SERVED_BY": "1",
-        "WEB_CONCURRENCY": "2",  # two workers per replica: enough here, and quick to boot
-        "PROMETHEUS_PORT": str(free_port()),  # used by the monitoring profile only
-    }
+    env = isolated_env(
+        WEB_IMAGE=f"flask-stack-web:{project}",
+        EXPOSE_SERVED_BY="1",
+        WEB_CONCURRENCY="2",  # two workers per replica: enough here, and quick to boot
+        PROMETHEUS_PORT=str(free_port()),  # used by the monitoring profile only
+    )
+    https_port, http_port = int(env["HTTPS_PORT"]), int(env["HTTP_PORT"])
     stack = Stack(project, env, https_port, http_port, tmp, profiles=profiles)
     try:
         try:

@@ -8,7 +8,6 @@ certificate on its next try; a forced renewal is then served under signed-in tra
 
 from __future__ import annotations
 
-import os
 import secrets
 import socket
 import ssl
@@ -23,7 +22,7 @@ import requests
 from cryptography import x509
 from requests.adapters import HTTPAdapter
 
-from .conftest import Stack, free_port, stack_variables
+from .conftest import Stack, isolated_env
 from .traffic import Traffic
 
 pytestmark = pytest.mark.e2e
@@ -95,21 +94,15 @@ def acme_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeStack]:
     tmp = tmp_path_factory.mktemp("acme")
     (tmp / "empty.env").write_text("")
     project = f"e2eacme{secrets.token_hex(3)}"
-    http_port, https_port = free_port(), free_port()
-    inherited = {k: v for k, v in os.environ.items() if k not in stack_variables()}
-    env = {
-        **inherited,
-        "BIND_ADDRESS": "127.0.0.1",
-        "HTTP_PORT": str(http_port),
-        "HTTPS_PORT": str(https_port),
-        "WEB_IMAGE": f"flask-stack-web:{project}",
-        "PEBBLE_IMAGE": f"flask-stack-pebble:{project}",
-        "WEB_CONCURRENCY": "2",
-        "SERVER_NAME": NAME,
-        "ACME_EMAIL": "ops@shop.example.test",
-        "ACME_DIRECTORY": "https://pebble:14000/dir",
-    }
-    stack = AcmeStack(project, env, https_port, http_port, tmp)
+    env = isolated_env(
+        WEB_IMAGE=f"flask-stack-web:{project}",
+        PEBBLE_IMAGE=f"flask-stack-pebble:{project}",
+        WEB_CONCURRENCY="2",
+        SERVER_NAME=NAME,
+        ACME_EMAIL="ops@shop.example.test",
+        ACME_DIRECTORY="https://pebble:14000/dir",
+    )
+    stack = AcmeStack(project, env, int(env["HTTPS_PORT"]), int(env["HTTP_PORT"]), tmp)
     try:
         try:
             stack.up("nginx", "acme", build=True)  # everything but the CA
