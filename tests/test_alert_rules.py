@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import ALERTS
 
 RULES = Path(__file__).resolve().parents[1] / "monitoring" / "prometheus"
 PROMTOOL = Path(sys.executable).parent / "promtool"
@@ -43,12 +44,5 @@ def test_every_alert_has_a_test_that_makes_it_fire() -> None:
     alerts = set(re.findall(r"^\s+- alert: (\w+)$", (RULES / "alerts.yml").read_text(), re.M))
     tests = (RULES / "alerts.test.yml").read_text()
     firing = set(re.findall(r"alertname: (\w+)\n\s+exp_alerts:\n\s+- exp_labels", tests))
-    assert alerts == {
-        "TargetDown",
-        "HighErrorRatio",
-        "HighLatencyP99",
-        "RedisMemoryNearLimit",
-        "PostgresConnectionsNearMax",
-        "CertificateExpiresSoon",
-    }
+    assert alerts == ALERTS
     assert firing == alerts

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -14,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import free_port
+from servers import free_port, gunicorn
 
-WEB = Path(__file__).resolve().parents[1] / "web"
 DRAIN_SECONDS = 3
 
 
@@ -32,32 +28,12 @@ def get(port: int, path: str) -> tuple[int, dict[str, Any]]:
 def test_sigterm_drains_then_stops(base_config: dict[str, Any], tmp_path: Path) -> None:
     port = free_port()
     flag = tmp_path / "draining"
-    env = {
-        **os.environ,
-        "APP_ENV": "testing",
-        "SECRET_KEY": base_config["SECRET_KEY"],
-        "DATABASE_URL": base_config["SQLALCHEMY_DATABASE_URI"],
-        "REDIS_URL": base_config["REDIS_URL"],
-        "WEB_CONCURRENCY": "1",
-        "DRAIN_SECONDS": str(DRAIN_SECONDS),
-        "DRAIN_FILE": str(flag),
-    }
     flag.touch()  # left over from an earlier run: a fresh start must clear it
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
-         "--bind", f"127.0.0.1:{port}", "--access-logfile", "/dev/null", "wsgi:app"],
-        cwd=WEB, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                assert get(port, "/readyz")[0] == 200
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.2)
-
+    with gunicorn(
+        base_config, port, "--access-logfile", "/dev/null",
+        WEB_CONCURRENCY="1", DRAIN_SECONDS=str(DRAIN_SECONDS), DRAIN_FILE=str(flag),
+    ) as proc:  # fmt: skip
+        assert get(port, "/readyz")[0] == 200
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.5)
         status, body = get(port, "/readyz")
@@ -68,7 +44,3 @@ def test_sigterm_drains_then_stops(base_config: dict[str, Any], tmp_path: Path) 
         assert proc.wait(timeout=DRAIN_SECONDS + 25) == 0
         with pytest.raises(OSError):  # refused: the listener is closed
             get(port, "/healthz")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()

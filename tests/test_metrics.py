@@ -3,12 +3,8 @@ the sum of every gunicorn worker served on its own port (not by the app, not thr
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,9 +12,7 @@ from typing import Any
 
 from helpers import Auth
 from prometheus_client import REGISTRY, generate_latest
-from servers import free_port
-
-WEB = Path(__file__).resolve().parents[1] / "web"
+from servers import free_port, gunicorn
 
 
 def sample(name: str, **labels: str) -> float:
@@ -101,32 +95,13 @@ def test_gunicorn_serves_the_sum_of_its_workers_on_the_metrics_port_only(
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     (metrics_dir / "counter_1.db").write_bytes(b"left by an earlier run")
-    env = {
-        **os.environ,
-        "APP_ENV": "testing",
-        "SECRET_KEY": base_config["SECRET_KEY"],
-        "DATABASE_URL": base_config["SQLALCHEMY_DATABASE_URI"],
-        "REDIS_URL": base_config["REDIS_URL"],
-        "WEB_CONCURRENCY": "2",
-        "DRAIN_SECONDS": "0",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        "METRICS_PORT": str(metrics_port),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
-         "--bind", f"127.0.0.1:{port}", "wsgi:app"],
-        cwd=WEB, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                assert get(port, "/healthz")[0] == 200
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.2)
-        for _ in range(19):  # 20 in all: each on its own connection, to either worker
+    with gunicorn(
+        base_config, port,
+        WEB_CONCURRENCY="2", DRAIN_SECONDS="0",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), METRICS_PORT=str(metrics_port),
+    ):  # fmt: skip
+        # The start-up check was the first /healthz; 19 more, each on its own connection.
+        for _ in range(19):
             assert get(port, "/healthz")[0] == 200
         assert get(port, "/metrics")[0] == 404
 
@@ -139,6 +114,3 @@ def test_gunicorn_serves_the_sum_of_its_workers_on_the_metrics_port_only(
         )
         assert line and float(line.group(1)) == 20.0, text
         assert "bcrypt_slot_wait_seconds_bucket" in text
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

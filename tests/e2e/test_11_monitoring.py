@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from helpers import ALERTS
 
 from .conftest import Stack, new_username, running_stack
 from .test_06_browser import browser  # noqa: F401 - the same headless Chromium fixture
@@ -23,14 +24,6 @@ from .test_06_browser import browser  # noqa: F401 - the same headless Chromium 
 pytestmark = pytest.mark.e2e
 
 JOBS = {"web", "nginx", "postgres", "redis", "certificate", "prometheus"}
-ALERTS = {
-    "TargetDown",
-    "HighErrorRatio",
-    "HighLatencyP99",
-    "RedisMemoryNearLimit",
-    "PostgresConnectionsNearMax",
-    "CertificateExpiresSoon",
-}
 
 
 @pytest.fixture(scope="module")
