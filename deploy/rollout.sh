@@ -44,6 +44,17 @@ wait_ready() {
 	return 1
 }
 
+# give_up ID: show why the new replica failed, remove it, and stop the deploy once nginx has
+# dropped its address (it re-resolves `web` every ~2 s), so no request is sent there after.
+give_up() {
+	printf 'deploy: the new replica did not become ready (it exited, or %s s passed); its last log lines:\n' \
+		"$ready_timeout" >&2
+	docker logs --tail 20 "$1" 2>&1 | sed 's/^/  | /' >&2
+	docker rm -f "$1" >/dev/null
+	sleep 3
+	die "stopped: ${replaced} of ${total} replica(s) replaced so far; the others were not touched"
+}
+
 started=$SECONDS
 if [ "${DEPLOY_BUILD:-yes}" != no ]; then
 	log "building the web image"
@@ -75,16 +86,11 @@ for id in "${old[@]}"; do
 	new="$(comm -13 <(printf '%s\n' "${before[@]}" | sort) <(every_web | sort) | head -n 1)"
 	[ -n "$new" ] || die "no new replica was started"
 	# Until it is ready, a crashing replica must not restart in a loop: each restart puts
-	# it back in nginx's DNS for a moment, under an address that then vanishes. A replica
-	# that has already exited cannot be updated (Docker refuses): wait_ready then sees it
-	# stopped or restarted, and it is removed below.
-	docker update --restart no "$new" >/dev/null 2>&1 || true
-	if ! wait_ready "$new"; then
-		printf 'deploy: the new replica did not become ready (it stopped, or %s s passed); its last log lines:\n' \
-			"$ready_timeout" >&2
-		docker logs --tail 20 "$new" 2>&1 | sed 's/^/  | /' >&2
-		docker rm -f "$new" >/dev/null
-		die "stopped: ${replaced} of ${total} replica(s) replaced so far; the others were not touched"
+	# it back in nginx's DNS for a moment, under an address that then vanishes. One that
+	# exited before its policy could be changed (Docker refuses to update it) is given up
+	# at once, before Docker restarts it.
+	if ! docker update --restart no "$new" >/dev/null 2>&1 || ! wait_ready "$new"; then
+		give_up "$new"
 	fi
 	docker update --restart unless-stopped "$new" >/dev/null
 	log "new replica ${new:0:12} is ready; in rotation after ${settle} s"

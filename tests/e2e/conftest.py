@@ -74,6 +74,15 @@ class Stack:
     profiles: tuple[str, ...] = ()
     # Cookie values and CSRF tokens the stack handed out: checked against the logs at the end.
     secrets: set[str] = field(default_factory=set, repr=False)
+    # Logs and generated secrets of containers a test removed (`down`), for that same check.
+    earlier_logs: list[str] = field(default_factory=list, repr=False)
+    earlier_secrets: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def down(self, *args: str) -> None:
+        """`docker compose down`, keeping what it removes for the final secret check."""
+        self.earlier_secrets.update(generated_secrets(self))
+        self.earlier_logs.append(self.compose("logs", "--no-color", check=False, timeout=180))
+        self.compose("down", *args, timeout=180)
 
     @property
     def base_url(self) -> str:
@@ -201,11 +210,13 @@ def new_username() -> str:
 
 def assert_no_secret_in_logs(stack: Stack, generated: dict[str, str]) -> None:
     """Fail if any service's log holds a password, cookie value, CSRF token or secret."""
-    logs = stack.compose("logs", "--no-color", check=False, timeout=180)
+    logs = "".join(stack.earlier_logs)
+    logs += stack.compose("logs", "--no-color", check=False, timeout=180)
     assert len(logs) > 1000, "no logs to check"
     candidates = {
         **{f"typed password #{n}": p for n, p in enumerate(TYPED_PASSWORDS)},
         **{f"cookie or CSRF token #{n}": v for n, v in enumerate(sorted(stack.secrets))},
+        **stack.earlier_secrets,
         **generated,
     }
     # Short values (a flag cookie such as "1") would match by chance; ours are long.

@@ -69,7 +69,7 @@ def test_data_sessions_and_secrets_survive_down_and_up(
     stack.login(client, username)
     before = fingerprints(stack)
 
-    stack.compose("down", "-t", "10", timeout=180)  # no -v: volumes stay
+    stack.down("-t", "10")  # no -v: volumes stay
     assert stack.compose("ps", "-a", "-q").split() == []
     stack.up()
 
@@ -85,7 +85,7 @@ def test_data_sessions_and_secrets_survive_down_and_up(
 
 def test_a_lost_secrets_volume_stops_the_stack_with_one_clear_line(stack: Stack) -> None:
     # Last: it leaves the stack unable to start (the fixture removes it with its volumes).
-    stack.compose("down", "-t", "10", timeout=180)
+    stack.down("-t", "10")
     volume = f"{stack.project}_secrets"
     subprocess.run(["docker", "volume", "rm", volume], check=True, capture_output=True)
 
