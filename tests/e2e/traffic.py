@@ -4,6 +4,10 @@ Each client is its own signed-in account with its own connection pool. It loops 
 `GET /dashboard` (must be 200 and still signed in) with a form POST (`/preferences`, CSRF
 token and same-origin Referer, as a browser sends it) every third request, until stopped.
 Anything else is a failure: a 5xx, a connection error or timeout, or a signed-out answer.
+
+One thing is retried, once, as browsers do (RFC 9112 section 9.3.1): a request on a kept-alive
+connection that the server closed before answering (an nginx reload closes idle ones). The
+tally counts these retries apart; a refused connection or a timeout is never retried.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 import requests
+from urllib3.exceptions import ProtocolError
 
 from .conftest import Stack, new_username
 
@@ -28,6 +33,7 @@ class Tally:
 
     latencies: list[float] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
+    retried: int = 0  # requests sent again after the server closed an idle connection
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, seconds: float, failure: str | None) -> None:
@@ -48,8 +54,8 @@ class Tally:
         ms = {p: round(self.percentile(p) * 1000) for p in (50, 95, 99, 100)}
         return (
             f"{label}: {self.requests} requests, {sum(self.failures.values())} failed "
-            f"{dict(self.failures)}; latency ms p50={ms[50]} p95={ms[95]} p99={ms[99]} "
-            f"max={ms[100]}"
+            f"{dict(self.failures)}, {self.retried} retried; "
+            f"latency ms p50={ms[50]} p95={ms[95]} p99={ms[99]} max={ms[100]}"
         )
 
 
@@ -75,35 +81,48 @@ class Traffic:
         return client, username, token
 
     def _run(self, client: requests.Session, username: str, token: str) -> None:
-        base = self.stack.base_url
         n = 0
         while not self.stop.is_set():
             n += 1
             started = time.monotonic()
-            failure = None
             try:
-                if n % POST_EVERY == 0:
-                    form = {"csrf_token": token, "theme": "dark", "language": "en"}
-                    resp = client.post(
-                        base + "/preferences",
-                        data=form,
-                        headers={"Referer": base + "/preferences"},
-                        allow_redirects=False,
-                        timeout=30,
-                    )
-                    if resp.status_code != 302:
-                        failure = f"POST {resp.status_code}"
-                else:
-                    resp = client.get(base + "/dashboard", allow_redirects=False, timeout=30)
-                    if resp.status_code == 302:
-                        failure = "signed out"
-                    elif resp.status_code != 200:
-                        failure = f"GET {resp.status_code}"
-                    elif not re.search(f"Welcome {username}!", resp.text):
-                        failure = "wrong page"
+                failure = self._send(client, username, token, post=n % POST_EVERY == 0)
             except requests.RequestException as exc:
                 failure = type(exc).__name__
             self.tally.record(time.monotonic() - started, failure)
+
+    def _send(self, client: requests.Session, username: str, token: str, post: bool) -> str | None:
+        """Send one request, again once if the server closed the idle connection first."""
+        try:
+            return self._once(client, username, token, post)
+        except requests.ConnectionError as exc:
+            if not (exc.args and isinstance(exc.args[0], ProtocolError)):
+                raise
+            with self.tally.lock:
+                self.tally.retried += 1
+            return self._once(client, username, token, post)
+
+    def _once(self, client: requests.Session, username: str, token: str, post: bool) -> str | None:
+        """Send one request; return what was wrong with the answer, or None."""
+        base = self.stack.base_url
+        if post:
+            form = {"csrf_token": token, "theme": "dark", "language": "en"}
+            resp = client.post(
+                base + "/preferences",
+                data=form,
+                headers={"Referer": base + "/preferences"},
+                allow_redirects=False,
+                timeout=30,
+            )
+            return None if resp.status_code == 302 else f"POST {resp.status_code}"
+        resp = client.get(base + "/dashboard", allow_redirects=False, timeout=30)
+        if resp.status_code == 302:
+            return "signed out"
+        if resp.status_code != 200:
+            return f"GET {resp.status_code}"
+        if not re.search(f"Welcome {username}!", resp.text):
+            return "wrong page"
+        return None
 
     def __enter__(self) -> Tally:
         for thread in self.threads:
