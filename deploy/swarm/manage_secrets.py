@@ -100,7 +100,10 @@ def new_values(group: str) -> dict[str, str]:
             sys.exit(f"secrets: SECRET_KEY must be at least {MIN_SECRET_KEY} characters")
     if group == "redis":
         module = init_secrets_module()
-        values["redis_conf"] = module.redis_conf(values)
+        # redis.conf lists every ACL user of the compose stack. Those this stack does not run
+        # yet (the monitoring exporters' `monitor`) get a random password nobody keeps.
+        unused = {secret: secrets.token_urlsafe(32) for secret, _ in module.REDIS_USERS.values()}
+        values["redis_conf"] = module.redis_conf({**unused, **values})
     return values
 
 
