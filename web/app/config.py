@@ -31,9 +31,11 @@ ALWAYS_TRUSTED_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 def database_url(env: Mapping[str, str]) -> str | None:
     """Return DATABASE_URL, or build it from POSTGRES_* (the password from a file, quoted)."""
     url = value_or_file(env, "DATABASE_URL")
-    password = value_or_file(env, "POSTGRES_PASSWORD")
-    if url or password is None:
+    if url:
         return url
+    password = value_or_file(env, "POSTGRES_PASSWORD")
+    if password is None:
+        return None
     return URL.create(
         "postgresql+psycopg",
         username=text(env, "POSTGRES_USER", "app"),
@@ -47,9 +49,11 @@ def database_url(env: Mapping[str, str]) -> str | None:
 def redis_url(env: Mapping[str, str]) -> str | None:
     """Return REDIS_URL, or build it from REDIS_* (user and password percent-encoded)."""
     url = value_or_file(env, "REDIS_URL")
-    password = value_or_file(env, "REDIS_PASSWORD")
-    if url or password is None:
+    if url:
         return url
+    password = value_or_file(env, "REDIS_PASSWORD")
+    if password is None:
+        return None
     user = quote(env.get("REDIS_USER", ""), safe="")
     host, port = text(env, "REDIS_HOST", "redis"), integer(env, "REDIS_PORT", 6379, minimum=1)
     return f"redis://{user}:{quote(password, safe='')}@{host}:{port}/{integer(env, 'REDIS_DB', 0)}"
