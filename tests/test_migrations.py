@@ -15,7 +15,7 @@ def test_models_and_migration_head_agree(app):
         assert compare_metadata(context, db.metadata) == []
 
 
-def test_history_is_users_then_people_then_account_security(app):
+def test_history_is_users_people_account_security_then_remembered_devices(app):
     with app.app_context():
         config = app.extensions["migrate"].migrate.get_config()
         revisions = [r.revision for r in ScriptDirectory.from_config(config).walk_revisions()]
@@ -23,6 +23,7 @@ def test_history_is_users_then_people_then_account_security(app):
         "0001_create_users",
         "0002_add_person_table",
         "0003_account_security",
+        "0004_remembered_devices",
     ]
 
 
@@ -31,4 +32,6 @@ def test_downgrade_to_base_and_upgrade_again(app):
         downgrade(revision="base")
         assert db.inspect(db.engine).get_table_names() == ["alembic_version"]
         upgrade()
-        assert {"users", "people", "auth_events"} <= set(db.inspect(db.engine).get_table_names())
+        assert {"users", "people", "auth_events", "remembered_devices"} <= set(
+            db.inspect(db.engine).get_table_names()
+        )

@@ -66,17 +66,64 @@ def test_failures_per_account_and_address_are_strict(make_app):
     assert Auth(client_from(app, "203.0.113.8")).login("alice").status_code == 302
 
 
-def test_guessing_from_many_addresses_cannot_lock_the_owner_out(make_app):
+def moved(client: Client, address: str) -> Client:
+    """The same browser (its cookies) on another network."""
+    client.environ_base["HTTP_X_FORWARDED_FOR"] = f"6.6.6.6, {address}"
+    return client
+
+
+def test_a_recognised_browser_signs_in_while_others_spend_the_account_budget(make_app):
     app = make_app(PROXY_FIX_HOPS=1, RATELIMIT_ACCOUNT_FAILURES="3/hour")
-    home = "198.51.100.1"
-    Auth(client_from(app, home)).register("alice")
-    assert Auth(client_from(app, home)).login("alice").status_code == 302  # a known address
+    owner = client_from(app, "198.51.100.1")
+    Auth(owner).register("alice")
+    assert Auth(owner).login("alice").status_code == 302  # this browser is now recognised
+    assert owner.cookie("__Host-device")
+    Auth(owner).logout()
     for n in range(5):
-        attacker = client_from(app, f"203.0.113.{n + 1}")
-        Auth(attacker).login("alice", "wrong password")
-    assert Auth(client_from(app, "203.0.113.99")).login("alice").status_code == 429
-    # the owner, from the address they signed in from before, is not locked out
-    assert Auth(client_from(app, home)).login("alice").status_code == 302
+        Auth(client_from(app, f"203.0.113.{n + 1}")).login("alice", "wrong password")
+    # a new browser is held back, even from the owner's usual address...
+    assert Auth(client_from(app, "198.51.100.1")).login("alice").status_code == 429
+    # ...but the owner's browser gets in, from any network (a new phone network, travel)
+    assert Auth(moved(owner, "192.0.2.44")).login("alice").status_code == 302
+
+
+def test_sharing_an_address_with_a_guesser_does_not_lock_the_owner_out(make_app):
+    """Clients behind one address (a proxy, a carrier NAT): the strict per-address budget of a
+    recognised browser is its own."""
+    app = make_app(PROXY_FIX_HOPS=1, RATELIMIT_ACCOUNT_ADDRESS_FAILURES="3/hour")
+    shared = "198.51.100.77"
+    owner = client_from(app, shared)
+    Auth(owner).register("alice")
+    assert Auth(owner).login("alice").status_code == 302
+    Auth(owner).logout()
+    guesser = client_from(app, shared)
+    for _ in range(3):
+        assert Auth(guesser).login("alice", "wrong password").status_code == 401
+    assert Auth(guesser).login("alice").status_code == 429
+    assert Auth(owner).login("alice").status_code == 302
+
+
+def test_a_recognised_browser_has_a_strict_budget_of_its_own(make_app):
+    """A stolen device cookie does not buy unlimited guesses: it is slowed down like an address."""
+    app = make_app(PROXY_FIX_HOPS=1, RATELIMIT_ACCOUNT_ADDRESS_FAILURES="3/hour")
+    browser = client_from(app, "198.51.100.1")
+    Auth(browser).register("alice")
+    assert Auth(browser).login("alice").status_code == 302
+    Auth(browser).logout()
+    for n in range(3):
+        assert Auth(moved(browser, f"203.0.113.{n}")).login("alice", "wrong").status_code == 401
+    blocked = Auth(moved(browser, "203.0.113.50")).login("alice")
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
+
+
+def test_a_forged_device_cookie_is_not_recognised(make_app):
+    app = make_app(PROXY_FIX_HOPS=1, RATELIMIT_ACCOUNT_FAILURES="2/hour")
+    Auth(client_from(app, "198.51.100.1")).register("alice")
+    for n in range(2):
+        Auth(client_from(app, f"203.0.113.{n + 1}")).login("alice", "wrong password")
+    forger = client_from(app, "203.0.113.9")
+    forger.set_cookie("__Host-device", "W1siYWJjIiwibm9uY2UiXV0.forged.sig", domain="localhost")
+    assert Auth(forger).login("alice").status_code == 429
 
 
 def test_successful_logins_do_not_count_against_the_account(make_app):

@@ -30,6 +30,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     register_request_hooks(app)
     register_commands(app)
+    from .sessions import guard_after_request_hooks
+
+    guard_after_request_hooks(app)  # last: every hook is registered by now
     return app
 
 

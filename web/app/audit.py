@@ -18,6 +18,8 @@ EVENTS = {
     "login_failed": "Failed login",
     "logout": "Logged out",
     "password_changed": "Password changed",
+    "password_check_failed": "Wrong password given to confirm an action",
+    "device_forgotten": "Remembered device forgotten",
     "session_ended": "Session ended",
     "other_sessions_ended": "Other sessions ended",
 }

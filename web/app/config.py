@@ -71,6 +71,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             # dbpool.py pings only connections that sat idle, and replaces dead ones.
             "pool_pre_ping": False,
             "connect_args": {"connect_timeout": 5},
+            # No statement parameter (a password hash, a token hash) in any log or error text.
+            "hide_parameters": True,
             # Per gunicorn worker: at most pool_size + max_overflow connections. The budget
             # over all replicas is in docs/deploy-swarm.md. Defaults: SQLAlchemy's own.
             "pool_size": integer(env, "DB_POOL_SIZE", 5, minimum=1),
@@ -105,8 +107,13 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SESSION_ANONYMOUS_TIMEOUT": integer(env, "SESSION_ANONYMOUS_TIMEOUT", 15 * 60, minimum=60),
         # "Last used" and the sliding idle expiry are written at most this often (0: always).
         "SESSION_TOUCH_INTERVAL": integer(env, "SESSION_TOUCH_INTERVAL", 60),
-        # Remember-me: revocable (see models.User.get_id), at most 30 days.
+        # Remember-me: per device, revocable (auth/remember.py), at most 30 days.
         "REMEMBER_COOKIE_DAYS": integer(env, "REMEMBER_COOKIE_DAYS", 14, minimum=1),
+        # Sessions one remembered device may start (a copied cookie replayed in a loop).
+        "REMEMBER_RESTORE_LIMIT": text(env, "REMEMBER_RESTORE_LIMIT", "10/hour"),
+        # Device cookies (auth/lockout.py): a browser that signed in to an account before is
+        # exempt from that account's failure budget shared by all addresses.
+        "DEVICE_COOKIE_DAYS": integer(env, "DEVICE_COOKIE_DAYS", 180, minimum=1),
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_PATH": "/",
@@ -124,8 +131,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "RATELIMIT_KEY_PREFIX": "ratelimit",
         "RATELIMIT_LOGIN": text(env, "RATELIMIT_LOGIN", "10/minute;100/hour"),
         "RATELIMIT_REGISTER": text(env, "RATELIMIT_REGISTER", "5/minute;30/hour"),
-        # Failed logins (auth/lockout.py): per account and address, strict; per account from
-        # addresses it has not signed in from, higher and growing.
+        # Failed password checks (auth/lockout.py): per account and address (or per recognised
+        # browser), strict; per account from browsers it has not signed in from, growing.
         "RATELIMIT_ACCOUNT_ADDRESS_FAILURES": text(
             env, "RATELIMIT_ACCOUNT_ADDRESS_FAILURES", "5/5 minutes;20/hour"
         ),
@@ -149,6 +156,7 @@ def derive(config: Mapping[str, Any]) -> dict[str, Any]:
         "SESSION_ANONYMOUS_COOKIE_NAME": "__Host-visitor" if secure else "visitor",
         "PERMANENT_SESSION_LIFETIME": timedelta(seconds=config["SESSION_ABSOLUTE_TIMEOUT"]),
         "REMEMBER_COOKIE_NAME": "__Host-remember" if secure else "remember_token",
+        "DEVICE_COOKIE_NAME": "__Host-device" if secure else "device",
         "REMEMBER_COOKIE_SECURE": secure,
         "REMEMBER_COOKIE_DURATION": timedelta(days=config["REMEMBER_COOKIE_DAYS"]),
         "RATELIMIT_STORAGE_URI": config["REDIS_URL"],

@@ -1,10 +1,18 @@
-"""Database models: users, their people (address book) and the audit trail of auth events."""
+"""Database models: users, their people (address book), their remembered devices and the
+audit trail of auth events.
+
+A value set on a `String(n)` attribute is cut to n characters (`cut_to_column_length`), so no
+form, header or parser can make PostgreSQL refuse a row: forms still say what is too long,
+this is the floor under them. tests/test_models.py walks every string column.
+"""
 
 from __future__ import annotations
 
-import secrets
+import hashlib
+import hmac
 import unicodedata
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -13,6 +21,8 @@ from .extensions import db
 
 USERNAME_MAX = 32
 USERNAME_KEY_MAX = USERNAME_MAX * 3  # NFKC may expand a name; the form checks this
+DEVICE_LABEL_MAX = 120
+ADDRESS_MAX = 45  # the longest textual IPv6 address
 
 
 def utcnow() -> datetime:
@@ -25,9 +35,9 @@ def username_key(username: str) -> str:
     return unicodedata.normalize("NFKC", username).casefold()
 
 
-def new_remember_token() -> str:
-    """Return a fresh random token; rotating it revokes every remember-me cookie."""
-    return secrets.token_urlsafe(24)
+def token_hash(token: str) -> str:
+    """Return the SHA-256 of a random token: what the database keeps instead of the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class User(db.Model):  # type: ignore[name-defined,misc]
@@ -39,11 +49,16 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     username: Mapped[str] = mapped_column(sa.String(USERNAME_MAX))
     username_key: Mapped[str] = mapped_column(sa.String(USERNAME_KEY_MAX), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(60))
-    remember_token: Mapped[str] = mapped_column(sa.String(64), default=new_remember_token)
+    # Unused since remember-me became per device (0004); kept nullable for one release so
+    # replicas of the previous release keep working during a rolling deploy, then dropped.
+    remember_token: Mapped[str | None] = mapped_column(sa.String(64), deferred=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
     people: Mapped[list[Person]] = relationship(
         back_populates="owner", cascade="all, delete-orphan", passive_deletes=True
+    )
+    devices: Mapped[list[RememberedDevice]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
 
     # Flask-Login protocol.
@@ -57,12 +72,8 @@ class User(db.Model):  # type: ignore[name-defined,misc]
         return sa.select(cls).where(cls.username_key == username_key(username))
 
     def get_id(self) -> str:
-        """Return `id:remember_token`: a remember-me cookie dies when the token rotates."""
-        return f"{self.id}:{self.remember_token}"
-
-    def rotate_remember_token(self) -> None:
-        """Invalidate every remember-me cookie issued so far."""
-        self.remember_token = new_remember_token()
+        """Return the id Flask-Login keeps in the session (remember-me is per device)."""
+        return str(self.id)
 
 
 class Person(db.Model):  # type: ignore[name-defined,misc]
@@ -88,6 +99,49 @@ class AuthEvent(db.Model):  # type: ignore[name-defined,misc]
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
     event: Mapped[str] = mapped_column(sa.String(32))
-    ip: Mapped[str | None] = mapped_column(sa.String(45))
-    device: Mapped[str | None] = mapped_column(sa.String(120))
+    ip: Mapped[str | None] = mapped_column(sa.String(ADDRESS_MAX))
+    device: Mapped[str | None] = mapped_column(sa.String(DEVICE_LABEL_MAX))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class RememberedDevice(db.Model):  # type: ignore[name-defined,misc]
+    """A browser that asked to be remembered: its remember-me cookie holds `id.token`.
+
+    Only the token's SHA-256 is stored (a leaked backup or log restores nobody). Forgetting
+    a device deletes its row, which revokes its cookie; its sessions end with it.
+    """
+
+    __tablename__ = "remembered_devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64))
+    label: Mapped[str] = mapped_column(sa.String(DEVICE_LABEL_MAX))
+    ip: Mapped[str | None] = mapped_column(sa.String(ADDRESS_MAX))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+    user: Mapped[User] = relationship(back_populates="devices")
+
+    def matches(self, token: str) -> bool:
+        """Return whether `token` is this device's (constant-time)."""
+        return hmac.compare_digest(self.token_hash, token_hash(token))
+
+
+@sa.event.listens_for(sa.orm.Mapper, "mapper_configured")
+def cut_to_column_length(mapper: sa.orm.Mapper[Any], cls: type) -> None:
+    """Make every `String(n)` attribute of a model cut what it is given to n characters."""
+    for attribute in mapper.column_attrs:
+        column_type = attribute.columns[0].type
+        if isinstance(column_type, sa.String) and column_type.length:
+            sa.event.listen(
+                getattr(cls, attribute.key), "set", _cutter(column_type.length), retval=True
+            )
+
+
+def _cutter(length: int) -> Any:
+    def cut(target: object, value: Any, old: object, initiator: object) -> Any:
+        return value[:length] if isinstance(value, str) else value
+
+    return cut

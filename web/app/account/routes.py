@@ -1,4 +1,5 @@
-"""The account area: live sessions, recent activity, password change, deletion."""
+"""The account area: live sessions, remembered devices, recent activity, password change,
+deletion. Password checks here count against the account's failure budgets (lockout.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from flask_login import current_user, fresh_login_required, login_required
 
 from .. import audit
 from ..auth import service
+from ..auth.lockout import failure_budgets
+from ..auth.remember import devices_of, this_device
 from ..extensions import limiter
 from ..sessions import current_sid, list_sessions, session_handle
 from .forms import DeleteAccountForm, EndSessionForm, PasswordChangeForm
@@ -28,10 +31,12 @@ def require_login() -> None:
 
 @bp.get("")
 def index() -> ResponseReturnValue:
-    """Show the live sessions and the recent activity."""
+    """Show the live sessions, the remembered devices and the recent activity."""
     return render_template(
         "account/index.html",
         sessions=list_sessions(current_user.id, current=current_sid()),
+        devices=devices_of(current_user.id),
+        this_device=this_device(),
         events=audit.recent(current_user),
         event_names=audit.EVENTS,
         form=EndSessionForm(),
@@ -49,10 +54,19 @@ def end_one(handle: str) -> ResponseReturnValue:
     return redirect(url_for("account.index"))
 
 
+@bp.post("/devices/<int:device_id>/forget")
+def forget_device(device_id: int) -> ResponseReturnValue:
+    """Forget a remembered device: its remember-me cookie stops working, its sessions end."""
+    if not service.forget_device(current_user, device_id):
+        abort(404, description="That device is not remembered.")
+    flash("The device is forgotten.", "success")
+    return redirect(url_for("account.index"))
+
+
 @bp.post("/sessions/end-others")
 def end_others() -> ResponseReturnValue:
     """End every other session and every remember-me cookie; this one stays."""
-    ended = service.end_other_sessions(service.current_account())
+    ended, _ = service.end_other_sessions(service.current_account())
     flash(f"Ended {ended} other session{'s' if ended != 1 else ''}.", "success")
     return redirect(url_for("account.index"))
 
@@ -60,6 +74,7 @@ def end_others() -> ResponseReturnValue:
 @bp.route("/password", methods=["GET", "POST"])
 @fresh_login_required
 @limiter.limit(password_limit, methods=["POST"])
+@failure_budgets
 def password() -> ResponseReturnValue:
     """Change the password: other sessions and all remember-me cookies end."""
     form = PasswordChangeForm()
@@ -74,7 +89,9 @@ def password() -> ResponseReturnValue:
 
 
 @bp.route("/delete", methods=["GET", "POST"])
+@fresh_login_required
 @limiter.limit(password_limit, methods=["POST"])
+@failure_budgets
 def delete() -> ResponseReturnValue:
     """Delete the account and its people, and end all its sessions."""
     form = DeleteAccountForm()

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import hmac
-
 from flask import g
 from flask_login import LoginManager, UserMixin
 
-from .. import audit
-from ..extensions import db
 from ..models import User
-from ..sessions import signed_in_identity, start_authenticated
+from ..sessions import signed_in_identity
+from .remember import restore
 
 
 class SessionUser(UserMixin):
@@ -22,29 +19,22 @@ class SessionUser(UserMixin):
 
 
 def load_user(user_id: str) -> SessionUser | User | None:
-    """Return the user for `id:token`, if the session vouches for it or the token is current.
+    """Return the user for the session's `id`, or for a remember cookie's `id:device.token`.
 
     A live server-side session is authoritative (ending it on the server is how it is
-    revoked), so it needs no database query. A remember-me cookie only works while its token
-    matches the user's current one: logging out, changing the password or ending all
-    sessions rotates it. It then starts a fresh, tracked session: no request is ever signed
-    in without one.
+    revoked), so it needs no database query. A remember cookie works while its device is
+    remembered (remember.py): it then starts a fresh, tracked session, so no request is ever
+    signed in without one.
     """
-    raw_id, _, token = user_id.partition(":")
+    raw_id, remembered, rest = user_id.partition(":")
     if not raw_id.isdigit():
         return None
     identity = signed_in_identity()
     if identity and identity["uid"] == int(raw_id):
         return SessionUser(identity["uid"], identity["username"])
-    if not token or g.get("database_unavailable"):
+    if not remembered or g.get("database_unavailable"):
         return None  # (the second: rendering the 503 page of a database outage)
-    user = db.session.get(User, int(raw_id))
-    if user is None or not hmac.compare_digest(token, user.remember_token):
-        return None
-    start_authenticated(user.id, user.username)
-    audit.record(user, "login_remembered")
-    db.session.commit()
-    return user
+    return restore(int(raw_id), rest)
 
 
 def register_user_loader(manager: LoginManager) -> None:

@@ -1,31 +1,105 @@
-"""Failed-login limits that stop guessing without locking the owner out.
+"""Failed-login budgets that stop guessing without locking the owner out.
 
-Two budgets of failures (Flask-Limiter, counted only when a login fails):
+A browser that signed in to an account before is *recognised* by a device cookie issued at
+that successful login (OWASP's "device cookies": a signed, HttpOnly cookie naming the account
+by a hash and a random nonce, valid DEVICE_COOKIE_DAYS). Budgets of failures (Flask-Limiter,
+shared by /login, /account/password and /account/delete; a check counts as failed unless it
+completed successfully, so one that ends in an error counts too):
 
-- per account *and* client address, strict (RATELIMIT_ACCOUNT_ADDRESS_FAILURES, default
-  5 per 5 minutes and 20 per hour): one address guesses at most 20 passwords an hour on
-  an account; the owner who mistypes waits minutes, not an hour;
-- per account from any address the account has *not* signed in from lately
-  (RATELIMIT_ACCOUNT_FAILURES, default 10 per 15 minutes, 30 per hour, 100 per day): many
-  addresses together guess at most 100 a day, and each tier that fills makes them wait
-  longer. An address the owner signed in from in the last KNOWN_DAYS is exempt, so a guessing
-  campaign from elsewhere cannot lock the owner out of their own account.
+- strict, per account *and* client address, or per device cookie for a recognised browser
+  (RATELIMIT_ACCOUNT_ADDRESS_FAILURES, default 5 per 5 minutes and 20 per hour): one address,
+  or one stolen device cookie, guesses at most 20 passwords an hour on an account; the owner
+  who mistypes waits minutes;
+- per account, whatever the address (RATELIMIT_ACCOUNT_FAILURES, default 10 per 15 minutes,
+  30 per hour, 100 per day): many addresses together guess at most 100 a day. A recognised
+  browser is exempt, so a guessing campaign, or clients sharing one address with the
+  attacker, cannot lock the owner out from a browser they signed in with before.
+
+Past its budget a client is told to slow down (429 with Retry-After), never told whether the
+password was right.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
-from flask import current_app, request
+from flask import Response, after_this_request, current_app, g, request
+from flask_login import current_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from limits import parse_many
 
+from ..extensions import limiter
 from ..models import username_key
 
-KNOWN_PREFIX = "known-addresses:"
-KNOWN_DAYS = 30
+MAX_ACCOUNTS_PER_BROWSER = 5  # accounts one device cookie recognises (newest kept)
+PENDING, PASSED = "pending", "passed"
+View = TypeVar("View", bound=Callable[..., Any])
 
 
 def _account() -> str:
+    """Return the account a request is about: the signed-in one on account pages."""
+    if request.blueprint == "account" and current_user.is_authenticated:
+        return username_key(current_user.username)
     return username_key(request.form.get("username", "")[:64])
+
+
+def _account_tag(account: str) -> str:
+    # The cookie is signed, not encrypted: it names the account by a hash, not by its name.
+    return hashlib.sha256(account.encode()).hexdigest()[:16]
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="device-cookie")
+
+
+def _entries() -> list[list[str]]:
+    """Return the [account tag, nonce] pairs of this browser's valid device cookie."""
+    value = request.cookies.get(current_app.config["DEVICE_COOKIE_NAME"])
+    if not value:
+        return []
+    max_age = current_app.config["DEVICE_COOKIE_DAYS"] * 86400
+    try:
+        entries = _serializer().loads(value, max_age=max_age)
+    except BadSignature:
+        return []
+    return [e for e in entries if isinstance(e, list) and len(e) == 2][:MAX_ACCOUNTS_PER_BROWSER]
+
+
+def recognised_nonce() -> str | None:
+    """Return this browser's device nonce for the account of the request, if it has one."""
+    tag = _account_tag(_account())
+    return next((nonce for account, nonce in _entries() if account == tag), None)
+
+
+def browser_is_recognised() -> bool:
+    """Return whether this browser signed in to the request's account before (login only)."""
+    return request.blueprint == "auth" and recognised_nonce() is not None
+
+
+def recognise_browser(username: str) -> None:
+    """Issue (or renew) the device cookie after a successful login to `username`."""
+    tag = _account_tag(username_key(username))
+    entries = [e for e in _entries() if e[0] != tag]
+    nonce = recognised_nonce() if _account() == username_key(username) else None
+    entries.insert(0, [tag, nonce or secrets.token_urlsafe(16)])
+    value = _serializer().dumps(entries[:MAX_ACCOUNTS_PER_BROWSER])
+    config = current_app.config
+
+    @after_this_request
+    def set_device_cookie(response: Response) -> Response:
+        response.set_cookie(
+            config["DEVICE_COOKIE_NAME"],
+            value,
+            max_age=config["DEVICE_COOKIE_DAYS"] * 86400,
+            path="/",
+            secure=config["SESSION_COOKIE_SECURE"],
+            httponly=True,
+            samesite="Lax",
+        )
+        return response
 
 
 def account_key() -> str:
@@ -33,31 +107,48 @@ def account_key() -> str:
     return "account:" + _account()
 
 
-def account_address_key() -> str:
-    """Rate-limit key for failures per account and client address."""
-    return f"account:{_account()}@{request.remote_addr}"
+def strict_key() -> str:
+    """Rate-limit key for failures per recognised browser, else per account and address."""
+    nonce = recognised_nonce() if request.blueprint == "auth" else None
+    return f"device:{nonce}" if nonce else f"account:{_account()}@{request.remote_addr}"
 
 
-def login_failed(response: object) -> bool:
-    """Count a login attempt only when it failed."""
-    return getattr(response, "status_code", 0) == 401
+def check_started() -> None:
+    """Mark that a credential check began: unless `check_passed` follows, it counts as failed."""
+    g.credential_check = PENDING
 
 
-def _known_key(account: str) -> str:
-    # Hashed: a Redis key name should not carry the username.
-    return KNOWN_PREFIX + hashlib.sha256(account.encode()).hexdigest()[:32]
+def check_passed() -> None:
+    """Mark the credential check (and all the work after it) as completed successfully."""
+    g.credential_check = PASSED
 
 
-def address_is_known() -> bool:
-    """Return whether the account signed in from this client address in the last KNOWN_DAYS."""
-    client = current_app.extensions["redis"]
-    return bool(client.sismember(_known_key(_account()), request.remote_addr or ""))
+def check_failed(response: object) -> bool:
+    """Count a request against the budgets if it checked a credential and did not complete."""
+    return g.get("credential_check") == PENDING
 
 
-def remember_address(username: str) -> None:
-    """Record that `username` signed in from this client address (after a good password)."""
-    key = _known_key(username_key(username))
-    pipe = current_app.extensions["redis"].pipeline(transaction=False)
-    pipe.sadd(key, request.remote_addr or "")
-    pipe.expire(key, KNOWN_DAYS * 86400)
-    pipe.execute()
+def failure_budgets(view: View) -> View:
+    """Apply both failure budgets to `view` (POST only); the budgets are shared by views."""
+    strict = limiter.shared_limit(
+        lambda: current_app.config["RATELIMIT_ACCOUNT_ADDRESS_FAILURES"],
+        scope="failures-account-address",
+        key_func=strict_key,
+        methods=["POST"],
+        deduct_when=check_failed,
+    )(view)
+    shared = limiter.shared_limit(
+        lambda: current_app.config["RATELIMIT_ACCOUNT_FAILURES"],
+        scope="failures-account",
+        key_func=account_key,
+        methods=["POST"],
+        deduct_when=check_failed,
+        exempt_when=browser_is_recognised,
+    )(strict)
+    return cast(View, shared)
+
+
+def spend(limit: str, *identifiers: str) -> bool:
+    """Count one use against `limit` (Flask-Limiter syntax) for `identifiers`; False if spent."""
+    strategy = limiter.limiter
+    return all(strategy.hit(item, *identifiers) for item in parse_many(limit))

@@ -11,13 +11,7 @@ from flask_login import current_user, login_fresh, login_required
 from ..extensions import limiter
 from . import service
 from .forms import LoginForm, LogoutForm, RegisterForm
-from .lockout import (
-    account_address_key,
-    account_key,
-    address_is_known,
-    login_failed,
-    remember_address,
-)
+from .lockout import failure_budgets
 
 bp = Blueprint("auth", __name__)
 
@@ -50,21 +44,7 @@ def register() -> ResponseReturnValue:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN"], methods=["POST"])
-@limiter.limit(
-    lambda: current_app.config["RATELIMIT_ACCOUNT_ADDRESS_FAILURES"],
-    key_func=account_address_key,
-    methods=["POST"],
-    deduct_when=login_failed,
-    scope="login-account-address",
-)
-@limiter.limit(
-    lambda: current_app.config["RATELIMIT_ACCOUNT_FAILURES"],
-    key_func=account_key,
-    methods=["POST"],
-    deduct_when=login_failed,
-    exempt_when=address_is_known,
-    scope="login-account",
-)
+@failure_budgets
 def login() -> ResponseReturnValue:
     """Log in; also where a remembered user confirms their password (a "fresh" login)."""
     target = safe_next(request.args.get("next")) or url_for("main.dashboard")
@@ -72,10 +52,10 @@ def login() -> ResponseReturnValue:
         return redirect(target)
     form = LoginForm()
     if form.validate_on_submit():
-        user = service.authenticate(form.username.data, form.password.data)
-        if user is not None:
-            remember_address(user.username)
-            service.log_in(user, remember=form.remember.data)
+        found = service.authenticate(form.username.data, form.password.data)
+        if found is not None:
+            user, epoch = found
+            service.log_in(user, remember=form.remember.data, epoch=epoch)
             return redirect(target)
         form.form_errors.append(INVALID_LOGIN)
         return render_template("auth/login.html", form=form), 401

@@ -1,30 +1,40 @@
 """Every credential operation, in one place: register, log in, log out, change the password,
-delete the account, end sessions.
+delete the account, end sessions, forget remembered devices.
 
 Views validate their forms and call these; each function commits its own work. Passwords are
 hashed and checked through passwords.py only, and sessions end through sessions/ only.
+
+Revocation is ordered: credentials first (the database commit that deletes remembered devices
+or changes the password), then the sessions (one Redis script that ends them and bumps the
+user's session epoch). A sign-in reads the epoch before it checks its credential, so whatever
+the timing, none that checked a revoked credential keeps a session.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flask import after_this_request, current_app, request, session
+from flask import after_this_request, current_app, session
 from flask.wrappers import Response
-from flask_login import current_user, login_fresh, login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit, passwords
 from ..extensions import db
-from ..models import User, username_key
+from ..models import RememberedDevice, User, username_key
 from ..sessions import (
     current_sid,
     end_current_session,
+    end_device_sessions,
     end_every_session,
     end_session,
     end_sessions_of,
+    rotate_current_session,
+    session_epoch,
     start_authenticated,
 )
+from .lockout import check_passed, check_started, recognise_browser
+from .remember import remember_device, set_remember_cookie, this_device
 
 
 def find_user(username: str) -> User | None:
@@ -57,12 +67,19 @@ def register(username: str, password: str) -> User | None:
     return user
 
 
-def authenticate(username: str, password: str) -> User | None:
-    """Return the user if the password matches; the same bcrypt work either way.
+def authenticate(username: str, password: str) -> tuple[User, int] | None:
+    """Return the user and their session epoch if the password matches; the same bcrypt work
+    either way. A hash made at another cost than BCRYPT_LOG_ROUNDS is replaced on success.
 
-    A hash made at another cost than BCRYPT_LOG_ROUNDS is replaced on success.
+    The epoch is read before the password hash that is checked (which is read again after
+    it), so a password change or revocation that commits meanwhile defeats this sign-in.
     """
+    check_started()
     user = find_user(username)
+    epoch = 0
+    if user is not None:
+        epoch = session_epoch(user.id)
+        db.session.refresh(user)
     if not passwords.verify(user.password_hash if user else None, password):
         if user is not None:
             audit.record(user, "login_failed")
@@ -72,47 +89,76 @@ def authenticate(username: str, password: str) -> User | None:
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
         db.session.commit()
-    return user
+    return user, epoch
 
 
-def log_in(user: User, remember: bool) -> None:
-    """Sign `user` in under a new session id.
+def log_in(user: User, remember: bool, epoch: int) -> None:
+    """Sign `user` in under a new session id, remembering this device if asked.
 
     Nothing of the signed-out session is kept: the CSRF secret is regenerated after login.
+    The database work commits first: if it fails, no session or cookie is made.
     """
-    session.clear()
-    login_user(user, remember=remember)
-    start_authenticated(user.id, user.username)
+    device, payload = remember_device(user) if remember else (None, "")
     audit.record(user, "login")
     db.session.commit()
+    session.clear()
+    login_user(user)
+    start_authenticated(user.id, user.username, epoch, remembered=device)
+    if payload:
+        set_remember_cookie(payload)
+    recognise_browser(user.username)
+    check_passed()
 
 
 def log_out(user: User) -> None:
-    """End this session on the server and revoke every remember-me cookie of the user."""
-    user.rotate_remember_token()
+    """End this session on the server and forget this device's remember-me (only this one)."""
+    device = this_device()
+    if device is not None:
+        db.session.execute(
+            db.delete(RememberedDevice).where(
+                RememberedDevice.id == device, RememberedDevice.user_id == user.id
+            )
+        )
     audit.record(user, "logout")
     db.session.commit()
+    if device is not None:
+        end_device_sessions(user.id, device, keep=current_sid())
     _end_here()
 
 
+def check_password(user: User, password: str) -> bool:
+    """Check the signed-in user's password for a sensitive action; a failure is counted."""
+    check_started()
+    if passwords.verify(user.password_hash, password):
+        return True
+    audit.record(user, "password_check_failed")
+    db.session.commit()
+    return False
+
+
 def change_password(user: User, current: str, new: str) -> bool:
-    """Set a new password if `current` is right; the other sessions and remember-me end."""
-    if not passwords.verify(user.password_hash, current):
+    """Set a new password if `current` is right: the other sessions and every other remembered
+    device end, and this session moves to a new id."""
+    if not check_password(user, current):
         return False
     user.password_hash = passwords.hash_password(new)
-    end_other_sessions(user, event="password_changed")
+    _, epoch = end_other_sessions(user, event="password_changed")
+    rotate_current_session(epoch)
+    check_passed()
     return True
 
 
 def delete_account(user: User, password: str) -> int | None:
     """Delete the account if `password` is right; return how many sessions ended, else None."""
-    if not passwords.verify(user.password_hash, password):
+    if not check_password(user, password):
         return None
-    ended = end_sessions_of(user.id)
+    user_id = user.id
     db.session.delete(user)
-    db.session.commit()
-    current_app.logger.info("account deleted: user id %s", user.id)
+    db.session.commit()  # credentials first: no restore can start a session after this
+    ended, _ = end_sessions_of(user_id)
+    current_app.logger.info("account deleted: user id %s", user_id)
     _end_here()
+    check_passed()
     return ended
 
 
@@ -125,31 +171,47 @@ def end_one_session(user: audit.Identified, handle: str) -> bool:
     return True
 
 
-def end_other_sessions(user: User, event: str = "other_sessions_ended") -> int:
-    """End the user's other sessions and revoke every remember-me cookie; keep this one.
+def forget_device(user: audit.Identified, device_id: int) -> bool:
+    """Forget one remembered device: its cookie stops working and its sessions end (this
+    session excepted); False if the user has no such device."""
+    deleted = db.session.execute(
+        db.delete(RememberedDevice).where(
+            RememberedDevice.id == device_id, RememberedDevice.user_id == user.id
+        )
+    )
+    if not deleted.rowcount:  # type: ignore[attr-defined]
+        db.session.rollback()
+        return False
+    audit.record(user, "device_forgotten")
+    db.session.commit()
+    end_device_sessions(user.id, device_id, keep=current_sid())
+    return True
 
-    This device gets a new remember cookie if it had one. Returns how many sessions ended.
-    """
-    ended = end_sessions_of(user.id, keep=current_sid())
-    user.rotate_remember_token()
+
+def end_other_sessions(user: User, event: str = "other_sessions_ended") -> tuple[int, int]:
+    """End the user's other sessions and forget every other remembered device; keep this
+    session and this device. Returns (how many sessions ended, the user's new epoch)."""
+    device = this_device()
+    db.session.execute(
+        db.delete(RememberedDevice).where(
+            RememberedDevice.user_id == user.id, RememberedDevice.id != (device or 0)
+        )
+    )
     audit.record(user, event)
     db.session.commit()
-    # Sign in again here with the new token: this session and its remember cookie stay valid.
-    remembered = bool(request.cookies.get(current_app.config["REMEMBER_COOKIE_NAME"]))
-    login_user(user, remember=remembered, fresh=login_fresh())
-    return ended
+    return end_sessions_of(user.id, keep=current_sid())
 
 
 def end_all_sessions(users: Sequence[User], everyone: bool = False) -> int:
-    """End every session and remember-me cookie of `users`; return how many sessions ended.
+    """End every session and remembered device of `users`; return how many sessions ended.
 
     `everyone` also ends the sessions of accounts deleted meanwhile (`flask sessions end --all`).
     """
-    for user in users:
-        user.rotate_remember_token()
-    # Tokens first: a remember cookie must not start a new session after its user's ended.
-    db.session.commit()
-    return end_every_session() if everyone else sum(end_sessions_of(u.id) for u in users)
+    ids = [user.id for user in users]
+    db.session.execute(db.delete(RememberedDevice).where(RememberedDevice.user_id.in_(ids)))
+    db.session.commit()  # credentials first: see the module's docstring
+    ended = sum(end_sessions_of(user_id)[0] for user_id in ids)
+    return ended + (end_every_session() if everyone else 0)
 
 
 def _end_here() -> None:

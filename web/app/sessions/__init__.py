@@ -6,6 +6,7 @@ Ending a session, by whatever path, is one script: its key and its index entry g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,24 @@ def init_app(app: Flask, client: Redis) -> None:
         return service_unavailable("session store")
 
 
+def guard_after_request_hooks(app: Flask) -> None:
+    """Make a Redis error in any after-request hook (Flask-Limiter's deductions among them)
+    a 503 like everywhere else, not a 500: call once every extension is installed."""
+    hooks = app.after_request_funcs.setdefault(None, [])
+    hooks[:] = [_guarded(hook) for hook in hooks]  # type: ignore[arg-type]
+
+
+def _guarded(hook: Callable[[Response], Response]) -> Callable[[Response], Response]:
+    def run(response: Response) -> Response:
+        try:
+            return hook(response)
+        except RedisError:
+            SESSION_STORE_ERRORS.labels("request").inc()
+            return service_unavailable("session store")
+
+    return run
+
+
 def _store() -> SessionStore:
     store: SessionStore = current_app.extensions["sessions"]
     return store
@@ -68,8 +87,20 @@ def _current() -> StoreSession:
     return current
 
 
-def start_authenticated(user_id: int, username: str) -> None:
-    """Sign the current session in under a fresh id (no fixation), created as the request ends."""
+def session_epoch(user_id: int) -> int:
+    """Return the user's session epoch: read it before checking a credential (see store.py)."""
+    return _store().epoch(user_id)
+
+
+def start_authenticated(
+    user_id: int, username: str, epoch: int, remembered: int | None = None
+) -> None:
+    """Sign the current session in under a fresh id (no fixation), created as the request ends.
+
+    `epoch` is the user's session epoch read before the credential was checked: if a
+    revocation happened since, the session is not created. `remembered` is the id of the
+    remembered device this session belongs to, if any.
+    """
     current = _current()
     at = now(current_app.config)
     current[AUTH] = {
@@ -78,9 +109,19 @@ def start_authenticated(user_id: int, username: str) -> None:
         "started": at,
         "ip": request.remote_addr,
         "device": device_label(request.user_agent.string),
+        "remembered": remembered,
     }
     current[SEEN] = at
+    current.epoch = epoch
     _store().regenerate(current)
+
+
+def rotate_current_session(epoch: int) -> None:
+    """Move this signed-in session under a fresh id (after a password change, say)."""
+    current = _current()
+    if current.sid:
+        current.epoch = epoch
+        _store().regenerate(current)
 
 
 def signed_in_identity() -> dict[str, Any] | None:
@@ -114,18 +155,46 @@ def end_session(user_id: int, handle: str) -> bool:
     return False
 
 
-def end_sessions_of(user_id: int, keep: str | None = None) -> int:
-    """End every session of the user except `keep`; return how many were live."""
-    sids = [s.decode() for s in _store().client.zrange(index_key(user_id), 0, -1)]
-    return _store().end(user_id, [sid for sid in sids if sid != keep])
+def end_sessions_of(user_id: int, keep: str | None = None) -> tuple[int, int]:
+    """Revoke every session of the user except `keep`: return (how many were live, new epoch).
+
+    Sign-ins of the user that are in flight (and checked a credential before this) fail.
+    """
+    store = _store()
+    sids = [s.decode() for s in store.client.zrange(index_key(user_id), 0, -1)]
+    ended = store.end(user_id, [sid for sid in sids if sid != keep], revoke=True)
+    return ended, store.epoch(user_id)
+
+
+def end_device_sessions(
+    user_id: int, device_id: int, revoke: bool = True, keep: str | None = None
+) -> int:
+    """End the sessions a remembered device started, except `keep`; return how many were live.
+
+    `revoke` (forgetting the device) also fails the user's sign-ins in flight; a restore that
+    replaces the device's previous session does not revoke.
+    """
+    store = _store()
+    sids = [s.decode() for s in store.client.zrange(index_key(user_id), 0, -1)]
+    raws = store.client.mget([store.key_prefix + sid for sid in sids]) if sids else []
+    ours = [
+        sid
+        for sid, raw in zip(sids, raws, strict=True)
+        if sid != keep
+        and raw
+        and (store.serializer.decode(raw).get(AUTH) or {}).get("remembered") == device_id
+    ]
+    return store.end(user_id, ours, revoke=revoke)
 
 
 def end_every_session() -> int:
     """End every signed-in session of every user (deleted accounts' too); return how many."""
     store, ended = _store(), 0
     for key in store.client.scan_iter(match=f"{INDEX_PREFIX}*"):
-        uid = int(key.decode().removeprefix(INDEX_PREFIX))
-        ended += store.end(uid, [s.decode() for s in store.client.zrange(key, 0, -1)])
+        uid = key.decode().removeprefix(INDEX_PREFIX)
+        if uid.isdigit():  # not an epoch key
+            sids = [s.decode() for s in store.client.zrange(key, 0, -1)]
+            ended += store.end(int(uid), sids, revoke=True)
     return ended
 
 
@@ -139,6 +208,7 @@ class SessionInfo:
     ip: str | None
     device: str
     current: bool
+    remembered: int | None  # the remembered device that started it, if any
 
 
 def list_sessions(user_id: int, current: str | None = None) -> list[SessionInfo]:
@@ -161,6 +231,7 @@ def list_sessions(user_id: int, current: str | None = None) -> list[SessionInfo]
                 ip=auth.get("ip"),
                 device=auth.get("device") or "Unknown device",
                 current=sid == current,
+                remembered=auth.get("remembered"),
             )
         )
     if dead:  # only the index entries: a key that is still there belongs to someone else

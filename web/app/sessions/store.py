@@ -8,6 +8,12 @@ What lives where:
   SESSION_TOUCH_INTERVAL) and what is left of the absolute lifetime.
 - `user-sessions:<uid>`: a sorted set of the user's session ids scored by expiry; it expires
   with its last session.
+- `user-sessions:<uid>:epoch`: the user's session epoch, a counter that every revocation
+  (ending a user's sessions in bulk, forgetting a device) increments in the same script that
+  ends the sessions. A sign-in reads it *before* it checks the credential, and the session is
+  created only if the epoch is still the same: a sign-in that raced a revocation (a
+  remember-me restore that read a token about to be revoked) cannot create a session after
+  the revocation ended the others. It expires SESSION_ABSOLUTE_TIMEOUT after the last bump.
 
 Loading a signed-in session is one GET. It is written only when its data changed or its
 touch is due, by a script that writes only if the key still exists: a session ended by any
@@ -30,13 +36,15 @@ from redis import Redis, RedisError
 from ..config import now
 from ..metrics import SESSION_STORE_ERRORS
 
-AUTH = "_auth"  # set at login: {"uid", "username", "started", "ip", "device"}
+AUTH = "_auth"  # set at login: {"uid", "username", "started", "ip", "device", "remembered"}
 SEEN = "_seen"  # when the session was last touched, for the idle timeout
 INDEX_PREFIX = "user-sessions:"
 
-# Write a session only if it still exists (XX), or create it (NX); only then add it to its
+# Write a session only if it still exists (XX), or create it (NX) if its user's epoch is
+# still the one read before the credential was checked (else -1); only then add it to its
 # user's index, drop expired members and let the index expire with its last session.
 _WRITE = """
+if ARGV[5] == 'NX' and (redis.call('GET', KEYS[3]) or '0') ~= ARGV[6] then return -1 end
 if not redis.call('SET', KEYS[1], ARGV[1], ARGV[5], 'PX', ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[2], tonumber(ARGV[4]) + tonumber(ARGV[2]), ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
@@ -44,20 +52,32 @@ local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 redis.call('PEXPIRE', KEYS[2], math.max(1, tonumber(last[2]) - tonumber(ARGV[4])))
 return 1
 """
-# End sessions: KEYS = index, then one key per id in ARGV. Returns how many still existed.
+# End sessions: KEYS = index, epoch, then one key per id in ARGV[3...]. With ARGV[1] = 1 the
+# epoch is incremented (and expires in ARGV[2] ms). Returns {how many still existed, epoch}.
 _END = """
 local ended = 0
-for i, sid in ipairs(ARGV) do
-  ended = ended + redis.call('DEL', KEYS[i + 1])
-  redis.call('ZREM', KEYS[1], sid)
+for i = 3, #ARGV do
+  ended = ended + redis.call('DEL', KEYS[i])
+  redis.call('ZREM', KEYS[1], ARGV[i])
 end
-return ended
+local epoch = 0
+if ARGV[1] == '1' then
+  epoch = redis.call('INCR', KEYS[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return {ended, epoch}
 """
+REVOKED = -1  # _WRITE's answer when a revocation happened since the sign-in began
 
 
 def index_key(user_id: int) -> str:
     """Return the Redis key of a user's session index."""
     return f"{INDEX_PREFIX}{user_id}"
+
+
+def epoch_key(user_id: int) -> str:
+    """Return the Redis key of a user's session epoch."""
+    return f"{INDEX_PREFIX}{user_id}:epoch"
 
 
 def session_handle(sid: str) -> str:
@@ -80,6 +100,7 @@ class StoreSession(RedisSession):
         self.unavailable = False  # Redis failed while loading it: the request answers 503
         self.pending = False  # signed in during this request: create it in Redis at the end
         self.replaces: tuple[int, str] | None = None  # (owner, sid) of the one it replaces
+        self.epoch = 0  # the owner's epoch read before the sign-in checked its credential
         self.owner = int(self[AUTH]["uid"]) if sid and AUTH in self else None  # its index
 
 
@@ -143,37 +164,55 @@ class SessionStore(RedisSessionInterface):
         session.pending = True
         session.modified = True
 
-    def write(self, session: StoreSession, create: bool = False) -> bool:
-        """Write a signed-in session if it still exists (or create it); False if it ended."""
+    def write(self, session: StoreSession, create: bool = False) -> int:
+        """Write a signed-in session if it still exists (or create it if its user's epoch is
+        unchanged); return 1 if written, 0 if it had ended, REVOKED if revoked meanwhile."""
         at = now(current_app.config)
         ttl_ms = int(time_left(current_app.config, session, at) * 1000)
         owner = int(session[AUTH]["uid"])
         if ttl_ms <= 0:
             self.end(owner, [str(session.sid)])
-            return False
-        args = [self.serializer.encode(session), ttl_ms, session.sid, int(at * 1000)]
-        keys = [self.key_prefix + str(session.sid), index_key(owner)]
-        done = self._write(keys=keys, args=[*args, "NX" if create else "XX"], client=self.client)
-        return bool(done)
-
-    def end(self, user_id: int, sids: list[str]) -> int:
-        """Delete sessions and their index entries at once; return how many still existed."""
-        if not sids:
             return 0
-        keys = [index_key(user_id), *(self.key_prefix + sid for sid in sids)]
-        return int(self._end(keys=keys, args=sids, client=self.client))
+        args = [self.serializer.encode(session), ttl_ms, session.sid, int(at * 1000)]
+        args += ["NX" if create else "XX", session.epoch]
+        keys = [self.key_prefix + str(session.sid), index_key(owner), epoch_key(owner)]
+        return int(self._write(keys=keys, args=args, client=self.client))
+
+    def epoch(self, user_id: int) -> int:
+        """Return the user's session epoch (read it before checking a credential)."""
+        return int(self.client.get(epoch_key(user_id)) or 0)
+
+    def end(self, user_id: int, sids: list[str], revoke: bool = False) -> int:
+        """Delete sessions and their index entries at once; return how many still existed.
+
+        `revoke` also increments the user's epoch in the same step, so that no sign-in that
+        began before (and checked a credential revoked now) can create a session afterwards.
+        """
+        if not sids and not revoke:
+            return 0
+        keys = [index_key(user_id), epoch_key(user_id), *(self.key_prefix + sid for sid in sids)]
+        ttl_ms = int(current_app.config["SESSION_ABSOLUTE_TIMEOUT"] * 1000)
+        ended, _ = self._end(keys=keys, args=[int(revoke), ttl_ms, *sids], client=self.client)
+        return int(ended)
 
     def commit(self, session: StoreSession, response: Response) -> None:
         """Save what changed: create, write or touch in Redis, or the anonymous cookie."""
         config = current_app.config
+        if session.pending and response.status_code >= 500:
+            return  # the request failed: the sign-in it began does not happen
         if session.pending:
-            if not self.write(session, create=True):
+            written = self.write(session, create=True)
+            if written == 0:
                 raise RedisError("a new session id collided or expired at once")
-            session.pending, session.owner = False, int(session[AUTH]["uid"])
             if session.replaces:
                 uid, sid = session.replaces
                 self.end(uid, [sid])
-            self.set_cookie(response, config["SESSION_COOKIE_NAME"], str(session.sid))
+            if written == REVOKED:  # the user's sessions were revoked since this sign-in began
+                session.sid, session.pending, session.replaces = None, False, None
+                session.clear()
+            else:
+                session.pending, session.owner = False, int(session[AUTH]["uid"])
+                self.set_cookie(response, config["SESSION_COOKIE_NAME"], str(session.sid))
         elif session.sid and AUTH not in session:  # emptied without signing out: end it
             self.end(session.owner or 0, [session.sid])
             session.sid = None
