@@ -198,3 +198,53 @@ def test_confirming_the_password_again_replaces_the_session_in_the_index(
     assert client.get("/account/password").status_code == 200  # fresh now
     members = {m.decode() for m in redis_client.zrange("user-sessions:1", 0, -1)}
     assert members == {client.cookie("__Host-session")} and remembered not in members
+
+
+def test_a_password_change_moves_this_session_to_a_new_id(make_client, redis_client):
+    laptop, _ = two_devices(make_client)
+    before = laptop.cookie("__Host-session")
+    form = {"current": PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    assert laptop.post_form("/account/password", form).status_code == 302
+    after = laptop.cookie("__Host-session")
+    assert after and after != before
+    assert not redis_client.exists(f"session:{before}")
+    assert laptop.get("/dashboard").status_code == 200
+
+
+def test_deleting_the_account_needs_a_fresh_login(app, client, auth, clock):
+    auth.signed_in("alice", remember=True)
+    clock.advance(app.config["SESSION_IDLE_TIMEOUT"] + 1)
+    assert client.get("/dashboard").status_code == 200  # restored: not fresh
+    response = client.get("/account/delete")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login?next=")
+
+
+def wrong_password(client, path: str):
+    if path == "/account/password":
+        form = {"current": "not my password", "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    else:
+        form = {"password": "not my password"}
+    return client.post_form(path, form)
+
+
+def test_wrong_passwords_on_account_pages_spend_the_account_budget_and_are_audited(
+    make_app,
+):
+    """A stolen session cannot guess the password without limit on the pages that ask it."""
+    app = make_app(RATELIMIT_ACCOUNT_ADDRESS_FAILURES="3/hour")
+    client = app.test_client()
+    Auth(client).signed_in("alice")
+    assert wrong_password(client, "/account/password").status_code == 422
+    assert wrong_password(client, "/account/delete").status_code == 422
+    assert wrong_password(client, "/account/password").status_code == 422
+    blocked = client.post_form("/account/delete", {"password": PASSWORD})
+    assert blocked.status_code == 429 and blocked.headers["Retry-After"]
+    # the same budget as the login form's
+    assert Auth(app.test_client()).login("alice").status_code == 429
+    with app.app_context():
+        failed = db.session.scalar(
+            db.select(db.func.count())
+            .select_from(AuthEvent)
+            .where(AuthEvent.event == "password_check_failed")
+        )
+    assert failed == 3

@@ -296,3 +296,30 @@ def test_logout_clears_the_remember_cookie(client, auth):
     cleared = [c for c in set_cookies if c.startswith("__Host-remember=")]
     assert cleared and "Expires=Thu, 01 Jan 1970" in cleared[0] and "Secure" in cleared[0]
     assert client.cookie("__Host-remember") is None
+
+
+@pytest.mark.parametrize("password", [PASSWORD, "wrong password"])
+def test_a_login_that_ends_in_an_error_counts_and_creates_no_session(
+    make_app, redis_client, monkeypatch, password
+):
+    """Whatever breaks after the password check (here: the audit write), the attempt counts
+    against both budgets and no session or cookie is made."""
+    from app import audit
+
+    app = make_app(RATELIMIT_ACCOUNT_FAILURES="1/hour", RATELIMIT_ACCOUNT_ADDRESS_FAILURES="1/hour")
+    client = app.test_client()
+    Auth(client).register("alice")
+
+    def broken(user, event):
+        raise RuntimeError("the audit trail is broken")
+
+    monkeypatch.setattr(audit, "record", broken)
+    response = Auth(client).login("alice", password, remember=True)
+    assert response.status_code == 500
+    assert not [
+        c for c in response.headers.getlist("Set-Cookie") if "remember" in c or "session=" in c
+    ]
+    assert list(redis_client.scan_iter("session:*")) == []
+    monkeypatch.undo()
+    assert Auth(client).login("alice").status_code == 429  # counted per account and address
+    assert Auth(app.test_client()).login("alice").status_code == 429  # and per account

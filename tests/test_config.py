@@ -117,3 +117,13 @@ def test_derived_settings_follow_the_overrides():
     assert config["REMEMBER_COOKIE_DURATION"].days == 3
     kept = build({"RATELIMIT_STORAGE_URI": "memory://"}, environ=GOOD)
     assert kept["RATELIMIT_STORAGE_URI"] == "memory://"
+
+
+def test_sql_parameters_never_reach_an_error_message_or_a_log(app):
+    import pytest
+    from app.extensions import db
+    from sqlalchemy.exc import DBAPIError
+
+    with app.app_context(), pytest.raises(DBAPIError) as raised:
+        db.session.execute(db.text("SELECT 1 / :zero, :secret"), {"zero": 0, "secret": "hash$2b$"})
+    assert "hash$2b$" not in str(raised.value)

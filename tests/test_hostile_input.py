@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 from app.extensions import db
-from app.models import Person, User
+from app.models import AuthEvent, Person, User
 from helpers import PASSWORD, Auth
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -135,3 +135,25 @@ def test_undecodable_path_segments_are_4xx(app, make_client, segment):
 @given(value=st.text(alphabet=st.characters(codec="utf-8"), max_size=300))
 def test_any_text_anywhere_never_reaches_a_5xx(app, make_client, value):
     attack(app, make_client(), value)
+
+
+# ua-parser names this device with 128 characters ("<family> on <os>"): longer than the column.
+SPIDER = f"{'A' * 50} the Spider{'a' * 50}/1 (Windows Phone 8.0)"
+HOSTILE_HEADERS = [SPIDER, "x" * 10_000, "\u202eevil\u202c" * 40, "' OR 1=1 --"]
+
+
+@pytest.mark.parametrize("user_agent", HOSTILE_HEADERS, ids=range(len(HOSTILE_HEADERS)))
+@pytest.mark.parametrize("remember", [False, True])
+def test_a_real_account_with_hostile_headers_logs_in_and_is_audited(
+    app, make_client, user_agent, remember
+):
+    """The username is real, the headers are hostile: the path a fuzzer of one value misses."""
+    Auth(make_client()).register("alice")
+    browser = make_client(header_value(user_agent))
+    assert Auth(browser).login("alice", "wrong password").status_code == 401
+    assert Auth(browser).login("alice", remember=remember).status_code == 302
+    assert browser.get("/account").status_code == 200
+    with app.app_context():
+        events = db.session.scalars(db.select(AuthEvent).order_by(AuthEvent.id)).all()
+    assert [e.event for e in events] == ["login_failed", "login"]
+    assert all(len(e.device or "") <= 120 for e in events)

@@ -170,3 +170,29 @@ def test_a_flood_of_logins_waits_for_a_hashing_slot_then_gets_a_503(make_app):
     # 5 s, which Flask-Limiter re-expresses from its own clock, truncating (so 4 or 5).
     assert int(response.headers["Retry-After"]) >= 4
     assert Auth(client).login("alice").status_code == 302
+
+
+def test_a_redis_failure_after_the_view_ran_is_a_503_not_a_500(
+    make_app, redis_client, redis_app_rules
+):
+    """Flask-Limiter counts a failed login after the view; its storage error is a 503 too."""
+    from urllib.parse import urlsplit
+
+    app = make_app()
+    user = urlsplit(app.config["REDIS_URL"]).username
+    failing = []
+
+    @app.after_request
+    def redis_fails_now(response):  # runs first: the view is done, the deduction is next
+        if failing:
+            redis_client.execute_command("ACL", "SETUSER", user, "-@all")
+        return response
+
+    client = app.test_client()
+    Auth(client).register("alice")
+    failing.append(True)
+    try:
+        response = Auth(client).login("alice", "wrong password")
+    finally:
+        redis_client.execute_command("ACL", "SETUSER", user, *redis_app_rules.split())
+    assert response.status_code == 503 and response.headers["Retry-After"]
