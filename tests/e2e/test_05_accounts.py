@@ -87,3 +87,27 @@ def test_unknown_host_is_refused(stack: Stack) -> None:
         stack.base_url + "/", headers={"Host": "evil.example"}, timeout=10
     )
     assert response.status_code == 400
+
+
+def test_a_real_account_with_a_hostile_user_agent_signs_in(stack: Stack) -> None:
+    """ua-parser names this device with 128 characters: longer than the audit column."""
+    username = new_username()
+    client = stack.session()
+    stack.register(client, username)
+    client.headers["User-Agent"] = f"{'A' * 50} the Spider{'a' * 50}/1 (Windows Phone 8.0)"
+    stack.login(client, username, remember=True)
+    account = client.get(stack.base_url + "/account", allow_redirects=False, timeout=10)
+    assert account.status_code == 200 and "the Spider" in account.text
+
+
+def test_replaying_a_remember_cookie_keeps_one_session_per_device(stack: Stack) -> None:
+    username = new_username()
+    owner = stack.session()
+    stack.register(owner, username)
+    stack.login(owner, username, remember=True)
+    cookie = owner.cookies.get("__Host-remember")
+    signed_in = sum(not is_anonymous(stack, replay(stack, cookie)) for _ in range(15))
+    assert signed_in == 10  # REMEMBER_RESTORE_LIMIT's default, then that browser logs in again
+    page = owner.get(stack.base_url + "/account", timeout=10).text
+    sessions = page.split("Remembered devices")[0].count('/end"')
+    assert sessions <= 1  # the owner's own session has no End button: one other, the device's
