@@ -69,7 +69,7 @@ def redis_client(url: str) -> redis.Redis:
 
 def register_extensions(app: Flask) -> None:
     """Bind the session store, the extensions and the hashing slots to the app."""
-    from . import dbpool, sessions
+    from . import dbpool, jobs, sessions
     from .auth.loader import register_user_loader
 
     client = redis_client(app.config["REDIS_URL"])
@@ -84,6 +84,7 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     login_manager.init_app(app)
     register_user_loader(login_manager)
+    jobs.init_app(app)
 
     app.extensions["hashing_slots"] = threading.BoundedSemaphore(
         app.config["BCRYPT_MAX_CONCURRENCY"]
@@ -99,8 +100,18 @@ def register_blueprints(app: Flask) -> None:
     from .main.routes import bp as main_bp
     from .people.routes import bp as people_bp
     from .preferences.routes import bp as preferences_bp
+    from .recovery.routes import bp as recovery_bp
 
-    for blueprint in (main_bp, auth_bp, account_bp, people_bp, preferences_bp, demo_bp, health_bp):
+    for blueprint in (
+        main_bp,
+        auth_bp,
+        recovery_bp,
+        account_bp,
+        people_bp,
+        preferences_bp,
+        demo_bp,
+        health_bp,
+    ):
         app.register_blueprint(blueprint)
 
 
@@ -151,6 +162,8 @@ def register_commands(app: Flask) -> None:
     """Add the operator commands (`flask sessions ...`, `flask access grant`)."""
     from .access import access_cli
     from .cli import sessions_cli
+    from .jobs import jobs_cli
 
     app.cli.add_command(sessions_cli)
+    app.cli.add_command(jobs_cli)
     app.cli.add_command(access_cli)

@@ -59,6 +59,29 @@ def redis_url(env: Mapping[str, str]) -> str | None:
     return f"redis://{user}:{quote(password, safe='')}@{host}:{port}/{integer(env, 'REDIS_DB', 0)}"
 
 
+def jobs_redis_url(env: Mapping[str, str]) -> str | None:
+    """Return JOBS_REDIS_URL, or the `jobs` Redis user's URL from REDIS_JOBS_PASSWORD(_FILE);
+    None (then REDIS_URL is used) when neither is set, as in development and tests."""
+    url = value_or_file(env, "JOBS_REDIS_URL")
+    if url:
+        return url
+    password = value_or_file(env, "REDIS_JOBS_PASSWORD")
+    if password is None:
+        return None
+    host, port = text(env, "REDIS_HOST", "redis"), integer(env, "REDIS_PORT", 6379, minimum=1)
+    return f"redis://jobs:{quote(password, safe='')}@{host}:{port}/{integer(env, 'REDIS_DB', 0)}"
+
+
+def retry_intervals(env: Mapping[str, str]) -> list[int]:
+    """Return JOBS_RETRY_INTERVALS: seconds before each retry of a failed job."""
+    raw = text(env, "JOBS_RETRY_INTERVALS", "30,120,600,1800,3600")
+    try:
+        return [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        message = f"JOBS_RETRY_INTERVALS must be seconds separated by commas: {raw!r}"
+        raise ConfigError(message) from None
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Read the settings from environment variables (nothing derived, nothing validated)."""
     env = os.environ if environ is None else environ
@@ -81,6 +104,21 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # A pooled connection idle this long is pinged before use (dbpool.py).
         "DB_PING_AFTER_IDLE": number(env, "DB_PING_AFTER_IDLE", 1.0),
         "REDIS_URL": redis_url(env),
+        # Background jobs (app/jobs.py) and mail (app/mail.py).
+        "JOBS_REDIS_URL": jobs_redis_url(env),
+        "JOBS_RETRY_INTERVALS": retry_intervals(env),
+        "JOBS_FAILED_TTL": integer(env, "JOBS_FAILED_TTL", 14 * 86400, minimum=3600),
+        "SMTP_HOST": text(env, "SMTP_HOST", "localhost"),
+        "SMTP_PORT": integer(env, "SMTP_PORT", 587, minimum=1),
+        "SMTP_USER": text(env, "SMTP_USER", ""),
+        "SMTP_PASSWORD": value_or_file(env, "SMTP_PASSWORD"),
+        "SMTP_SECURITY": text(env, "SMTP_SECURITY", "starttls"),
+        "MAIL_FROM": text(env, "MAIL_FROM", "Flask stack <no-reply@localhost>"),
+        # Links in mail; empty: https://<SERVER_NAME> (derive). Never the request's Host.
+        "SITE_URL": text(env, "SITE_URL", ""),
+        "SITE_NAME": text(env, "SITE_NAME", "Flask stack"),
+        "EMAIL_VERIFY_MAX_AGE": integer(env, "EMAIL_VERIFY_MAX_AGE", 24 * 3600, minimum=60),
+        "PASSWORD_RESET_MAX_AGE": integer(env, "PASSWORD_RESET_MAX_AGE", 30 * 60, minimum=60),
         "LOG_LEVEL": text(env, "LOG_LEVEL", "INFO").upper(),
         # json: one JSON object per line (app/logs.py), for log shippers; text: for people.
         # Empty: json in production, text elsewhere (derive).
@@ -131,6 +169,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "RATELIMIT_KEY_PREFIX": "ratelimit",
         "RATELIMIT_LOGIN": text(env, "RATELIMIT_LOGIN", "10/minute;100/hour"),
         "RATELIMIT_REGISTER": text(env, "RATELIMIT_REGISTER", "5/minute;30/hour"),
+        # "Forgot password" requests per client address and per address asked about.
+        "RATELIMIT_FORGOT": text(env, "RATELIMIT_FORGOT", "5/minute;20/hour"),
+        "RATELIMIT_FORGOT_EMAIL": text(env, "RATELIMIT_FORGOT_EMAIL", "3/hour;10/day"),
         # Failed password checks (auth/lockout.py): per account and address (or per recognised
         # browser), strict; per account from browsers it has not signed in from, growing.
         "RATELIMIT_ACCOUNT_ADDRESS_FAILURES": text(
@@ -160,6 +201,8 @@ def derive(config: Mapping[str, Any]) -> dict[str, Any]:
         "REMEMBER_COOKIE_SECURE": secure,
         "REMEMBER_COOKIE_DURATION": timedelta(days=config["REMEMBER_COOKIE_DAYS"]),
         "RATELIMIT_STORAGE_URI": config["REDIS_URL"],
+        "JOBS_REDIS_URL": config["JOBS_REDIS_URL"] or config["REDIS_URL"],
+        "SITE_URL": config["SITE_URL"] or f"https://{(extra or ['localhost'])[0]}",
         # Host names to answer (others get 400); None answers any, outside production.
         "TRUSTED_HOSTS": (
             None
@@ -214,6 +257,10 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError("SESSION_IDLE_TIMEOUT must not exceed SESSION_ABSOLUTE_TIMEOUT")
     if config["SESSION_TOUCH_INTERVAL"] * 2 > config["SESSION_IDLE_TIMEOUT"]:
         raise ConfigError("SESSION_TOUCH_INTERVAL must be at most half of SESSION_IDLE_TIMEOUT")
+    if config["SMTP_SECURITY"] not in ("starttls", "tls", "none"):
+        raise ConfigError(
+            f"SMTP_SECURITY must be starttls, tls or none, not {config['SMTP_SECURITY']!r}"
+        )
     if config["LOG_FORMAT"] not in ("json", "text"):
         raise ConfigError(f"LOG_FORMAT must be json or text, got {config['LOG_FORMAT']!r}")
 

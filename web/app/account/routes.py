@@ -13,7 +13,7 @@ from ..auth.lockout import failure_budgets
 from ..auth.remember import devices_of, this_device
 from ..extensions import limiter
 from ..sessions import current_sid, list_sessions, session_handle
-from .forms import DeleteAccountForm, EndSessionForm, PasswordChangeForm
+from .forms import DeleteAccountForm, EmailChangeForm, EndSessionForm, PasswordChangeForm
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -36,6 +36,7 @@ def index() -> ResponseReturnValue:
         "account/index.html",
         sessions=list_sessions(current_user.id, current=current_sid()),
         devices=devices_of(current_user.id),
+        account=service.current_account(),
         this_device=this_device(),
         events=audit.recent(current_user),
         event_names=audit.EVENTS,
@@ -86,6 +87,26 @@ def password() -> ResponseReturnValue:
         flash("Password changed. Your other sessions have ended.", "success")
         return redirect(url_for("account.index"))
     return render_template("account/password.html", form=form), 422 if form.errors else 200
+
+
+@bp.route("/email", methods=["GET", "POST"])
+@limiter.limit(password_limit, methods=["POST"])
+@failure_budgets
+def email() -> ResponseReturnValue:
+    """Change (or add) the email address: a link to the new one confirms it."""
+    form = EmailChangeForm()
+    if form.validate_on_submit():
+        user = service.current_account()
+        sent = service.request_email_change(user, form.password.data, form.email.data)
+        if sent is None:
+            form.password.errors.append("That is not your password.")
+            return render_template("account/email.html", form=form), 422
+        if not sent:
+            form.email.errors.append("That address belongs to another account.")
+            return render_template("account/email.html", form=form), 422
+        flash("A confirmation link is on its way to the new address.", "success")
+        return redirect(url_for("account.index"))
+    return render_template("account/email.html", form=form), 422 if form.errors else 200
 
 
 @bp.route("/delete", methods=["GET", "POST"])
