@@ -133,7 +133,7 @@ def test_unknown_and_unverified_addresses_get_the_same_answer_and_no_mail(
 
 def test_forgot_password_is_limited_per_address_asked_about(make_app):
     app = make_app(RATELIMIT_FORGOT_EMAIL="2/hour")
-    for n in range(2):
+    for _ in range(2):
         assert forgot(app.test_client(), "alice@example.com").status_code == 200
     response = forgot(app.test_client(), "ALICE@example.com")
     assert response.status_code == 429 and response.headers["Retry-After"]
