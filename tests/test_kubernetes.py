@@ -364,6 +364,21 @@ def test_nginx_reaches_the_pods_of_a_headless_web_service_through_cluster_dns(ob
     assert set(re.findall(r"\$\{(\w+)\}", template)) <= variables.keys()
 
 
+def test_web_trusts_forwarded_headers_from_the_nginx_pods_only(objects, ingress_objects):
+    settings = generated(objects, "ConfigMap", "app-env")["data"]
+    assert settings["PROXY_FIX_HOPS"] == "1"
+    peers = find(objects, "Service", settings["PROXY_FIX_TRUSTED"])
+    nginx = find(objects, "Deployment", "nginx")
+    assert peers["spec"]["clusterIP"] == "None"  # DNS answers the pods' own addresses
+    assert peers["spec"]["publishNotReadyAddresses"] is True
+    assert peers["spec"]["selector"] == nginx["spec"]["selector"]["matchLabels"]
+    # With the Ingress component, the controller's pods are the proxy; nginx-peers is gone.
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in ingress_objects}
+    assert ("Service", "nginx-peers") not in kinds
+    trusted = generated(ingress_objects, "ConfigMap", "app-env")["data"]["PROXY_FIX_TRUSTED"]
+    assert trusted and "nginx-peers" not in trusted
+
+
 def directives(text: str) -> list[str]:
     """Return the nginx directives of a config, one per line, comments and blanks dropped."""
     lines = (line.split("#")[0].strip() for line in text.splitlines())
