@@ -294,22 +294,30 @@ def test_a_disruption_budget_and_a_cpu_autoscaler_cover_web(objects):
     assert metric["resource"]["target"]["type"] == "Utilization"
 
 
-def test_migrate_job_runs_composes_migrate_command_as_schema_owner_on_postgres(objects):
+def test_migrate_job_runs_composes_migrate_command_bootstrap_then_owner_on_postgres(objects):
     services = compose()["services"]
     job = find(objects, "Job", "migrate")
     assert container(job)["command"] == services["migrate"]["command"]
-    assert container(job)["command"] == ["sh", "-ec", "flask db upgrade && flask access grant"]
+    assert container(job)["command"] == [
+        "sh", "-ec", "flask access bootstrap && flask db upgrade && flask access grant"
+    ]  # fmt: skip
     assert job["spec"]["parallelism"] == 1  # Alembic takes no lock
     assert pod(job)["restartPolicy"] == "Never"
     migrate = env(job)
     web = env(find(objects, "Deployment", "web"))
     db = env(find(objects, "StatefulSet", "db"))
     assert migrate["POSTGRES_HOST"] == "db"  # straight to PostgreSQL, not through PgBouncer
-    assert migrate["POSTGRES_USER"] == db["POSTGRES_USER"]  # the schema owner
+    assert migrate["POSTGRES_SUPERUSER"] == db["POSTGRES_USER"]  # bootstraps the roles only
+    assert migrate["POSTGRES_USER"] not in (db["POSTGRES_USER"], web["POSTGRES_USER"])
     assert migrate["POSTGRES_APP_USER"] == web["POSTGRES_USER"]
     secret = find(objects, "Secret", pod(job)["volumes"][0]["secret"]["secretName"])
     mount = container(job)["volumeMounts"][0]["mountPath"]
-    for variable in ("POSTGRES_PASSWORD_FILE", "POSTGRES_APP_PASSWORD_FILE"):
+    files = (
+        "POSTGRES_PASSWORD_FILE",
+        "POSTGRES_SUPERUSER_PASSWORD_FILE",
+        "POSTGRES_APP_PASSWORD_FILE",
+    )
+    for variable in files:
         assert migrate[variable].removeprefix(f"{mount}/") in secret["data"]
 
 
