@@ -18,10 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # Every service (all profiles) and the services it shares at least one network with.
 PEERS = {
     "nginx": {"web", "acme", "nginx-exporter", "blackbox-exporter"},
-    "web": {"nginx", "migrate", "db", "redis", "prometheus"},
-    "migrate": {"web", "db", "redis"},
-    "db": {"web", "migrate", "redis", "postgres-exporter"},
-    "redis": {"web", "migrate", "db", "redis-exporter"},
+    "web": {"nginx", "migrate", "housekeeping", "db", "redis", "prometheus"},
+    "migrate": {"web", "housekeeping", "db", "redis"},
+    "housekeeping": {"web", "migrate", "db", "redis"},
+    "db": {"web", "migrate", "housekeeping", "redis", "postgres-exporter"},
+    "redis": {"web", "migrate", "housekeeping", "db", "redis-exporter"},
     "secrets": set(),
     "acme": {"nginx", "nginx-exporter", "blackbox-exporter"},
     "prometheus": {"web", "nginx-exporter", "postgres-exporter", "redis-exporter",

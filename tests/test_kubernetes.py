@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "kubernetes"
 # The oldest and the newest minor version we claim; kubectl is v1.34.
 KUBERNETES_VERSIONS = ("1.30", "1.34")
-WORKLOADS = ("Deployment", "StatefulSet", "Job")
+WORKLOADS = ("Deployment", "StatefulSet", "Job", "CronJob")
 # Every image the stack runs, and its tag unless kustomization.yaml's `images:` says otherwise.
 IMAGES = {
     "flask-stack-web": "latest",
@@ -114,8 +114,13 @@ def workloads(objects: list[Obj]) -> Iterator[Obj]:
     return (o for o in objects if o["kind"] in WORKLOADS)
 
 
+def template(workload: Obj) -> Obj:
+    spec = workload["spec"]
+    return (spec["jobTemplate"]["spec"] if workload["kind"] == "CronJob" else spec)["template"]
+
+
 def pod(workload: Obj) -> Obj:
-    return workload["spec"]["template"]["spec"]
+    return template(workload)["spec"]
 
 
 def container(workload: Obj) -> Obj:
@@ -254,7 +259,7 @@ def test_every_pod_drops_every_privilege_it_does_not_need(objects):
 
 def test_web_and_migrate_run_as_the_images_app_user(objects):
     uid = int(re.search(r"ARG APP_UID=(\d+)", (ROOT / "web" / "Dockerfile").read_text())[1])
-    for kind, name in (("Deployment", "web"), ("Job", "migrate")):
+    for kind, name in (("Deployment", "web"), ("Job", "migrate"), ("CronJob", "auth-events-prune")):
         assert pod(find(objects, kind, name))["securityContext"]["runAsUser"] == uid
 
 
@@ -319,6 +324,21 @@ def test_migrate_job_runs_composes_migrate_command_bootstrap_then_owner_on_postg
     )
     for variable in files:
         assert migrate[variable].removeprefix(f"{mount}/") in secret["data"]
+
+
+def test_the_retention_cronjob_prunes_as_the_schema_owner_on_postgres(objects):
+    cron = find(objects, "CronJob", "auth-events-prune")
+    job, migrate = env(cron), env(find(objects, "Job", "migrate"))
+    assert container(cron)["command"] == ["flask", "auth-events", "prune"]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    assert (job["POSTGRES_HOST"], job["POSTGRES_USER"]) == ("db", migrate["POSTGRES_USER"])
+    secret = find(objects, "Secret", pod(cron)["volumes"][0]["secret"]["secretName"])
+    assert sorted(secret["data"]) == ["postgres_owner_password", "redis_password", "secret_key"]
+    settings = generated(objects, "ConfigMap", "app-env")["data"]
+    assert settings["AUTH_EVENTS_RETENTION_DAYS"] == "90"
+    db_policy = find(objects, "NetworkPolicy", "db")
+    allowed = [f["podSelector"]["matchLabels"] for f in db_policy["spec"]["ingress"][0]["from"]]
+    assert template(cron)["metadata"]["labels"] in allowed
 
 
 def test_web_reaches_postgres_through_pgbouncer_in_transaction_mode(objects):

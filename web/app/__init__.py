@@ -145,9 +145,11 @@ def register_request_hooks(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    """Add the operator commands (`flask sessions ...`, `flask access grant`)."""
+    """Add the operator commands (`flask sessions ...`, `flask access ...`, `flask auth-events`)."""
     from .access import access_cli
     from .cli import sessions_cli
+    from .retention import auth_events_cli
 
     app.cli.add_command(sessions_cli)
     app.cli.add_command(access_cli)
+    app.cli.add_command(auth_events_cli)

@@ -137,6 +137,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "RATELIMIT_ACCOUNT_FAILURES": text(
             env, "RATELIMIT_ACCOUNT_FAILURES", "10/15 minutes;30/hour;100/day"
         ),
+        # Auth events (the account page's "recent activity") older than this are deleted by
+        # `flask auth-events prune` (app/retention.py; the housekeeping service).
+        "AUTH_EVENTS_RETENTION_DAYS": integer(env, "AUTH_EVENTS_RETENTION_DAYS", 90, minimum=1),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session that holds it
         # Injected clock (seconds since the epoch) so tests can move time without sleeping.
         "CLOCK": time.time,
