@@ -92,6 +92,16 @@ def test_a_proxy_named_by_host_name_is_looked_up_again_when_it_moves(clock):
     assert dns.calls == 2
 
 
+def test_a_request_without_forwarded_headers_costs_no_lookup(clock):
+    dns = Resolver(NGINX)
+    seen = []
+    proxy = TrustedProxyFix(lambda e, s: seen.append(e["REMOTE_ADDR"]), ["nginx"], resolver=dns)
+    proxy({"REMOTE_ADDR": NEIGHBOUR}, None)  # a healthcheck, before nginx even exists
+    assert seen == [NEIGHBOUR] and dns.calls == 0
+    proxy({"REMOTE_ADDR": NGINX, "HTTP_X_FORWARDED_FOR": "6.6.6.6"}, None)
+    assert dns.calls == 1 and seen[-1] == "6.6.6.6"
+
+
 def test_unix_socket_peers_and_garbage_are_not_trusted():
     proxy = TrustedProxyFix(lambda e, s: [], ["0.0.0.0/0", "::/0"])
     assert not proxy.trusts(None)

@@ -103,10 +103,14 @@ class TrustedProxyFix:
             self.resolved = frozenset().union(*(self.resolver(name) for name in self.names))
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        forwarded = [k for k in environ if k.startswith(FORWARDED_PREFIX)]
+        forwarded += [k for k in FORWARDED_HEADERS if k in environ]
+        if not forwarded:
+            # Nothing to believe or drop (healthchecks, direct calls): no lookup either, so a
+            # proxy name that does not resolve yet (nginx starts after web) costs nothing.
+            return self.app(environ, start_response)
         if self.trusts(environ.get("REMOTE_ADDR")):
             return self.fixed(environ, start_response)
-        for key in [k for k in environ if k.startswith(FORWARDED_PREFIX)]:
+        for key in forwarded:
             del environ[key]
-        for key in FORWARDED_HEADERS:
-            environ.pop(key, None)
         return self.app(environ, start_response)
