@@ -182,7 +182,7 @@ backup: ## Dump the database to backups/<time>.dump (pg_dump custom format; owne
 .PHONY: restore
 restore: ## Restore a dump over the database and end every session: make restore FILE=...
 	@test -f "$(FILE)" || { echo 'usage: make restore FILE=backups/<time>.dump' >&2; exit 2; }
-	$(COMPOSE) stop web
+	$(COMPOSE) stop web housekeeping
 	$(COMPOSE) exec -T db sh -c \
 		'pg_restore -U "$$POSTGRES_USER" -d "$$POSTGRES_DB" --clean --if-exists --no-owner' < "$(FILE)"
 	@# The accounts the sessions and remember-me cookies vouch for may have changed: end them
