@@ -75,13 +75,14 @@ def test_prune_works_through_any_number_of_batches(app, clock, user):
     assert ages(app, clock) == [10]
 
 
-def test_the_repeating_prune_runs_at_once_and_stops_when_told(app, clock, user):
+def test_the_repeating_prune_runs_at_once_and_stops_when_told(app, clock, user, tmp_path):
     add_events(app, clock, 100)
     stop, done = threading.Event(), threading.Event()
+    heartbeat = tmp_path / "pruned"
 
     def loop() -> None:
         with app.app_context():
-            run_every(24, stop)
+            run_every(24, stop, heartbeat)
         done.set()
 
     thread = threading.Thread(target=loop, daemon=True)
@@ -90,6 +91,10 @@ def test_the_repeating_prune_runs_at_once_and_stops_when_told(app, clock, user):
     while ages(app, clock) and datetime.now(UTC) < deadline:
         threading.Event().wait(0.05)
     assert ages(app, clock) == []  # the first run does not wait for the interval
+    deadline = datetime.now(UTC) + timedelta(seconds=5)
+    while not heartbeat.exists() and datetime.now(UTC) < deadline:
+        threading.Event().wait(0.05)
+    assert heartbeat.exists()  # healthy: the last run succeeded
     stop.set()
     assert done.wait(5), "the loop did not stop"
 

@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 
 import click
@@ -48,14 +49,21 @@ def prune(batch: int = BATCH) -> int:
             return total
 
 
-def run_every(hours: float, stop: threading.Event) -> None:
-    """Prune now and then every `hours` until `stop` is set; a failed run is retried later."""
+def run_every(hours: float, stop: threading.Event, heartbeat: Path | None = None) -> None:
+    """Prune now and then every `hours` until `stop` is set; a failed run is retried later.
+
+    `heartbeat` exists while the last run succeeded (the container's healthcheck reads it).
+    """
     while not stop.is_set():
         try:
             count = prune()
             log.info("auth_events: deleted %d row(s) older than %s", count, cutoff().date())
+            if heartbeat:
+                heartbeat.touch()
         except sa.exc.SQLAlchemyError as exc:
             db.session.rollback()
+            if heartbeat:
+                heartbeat.unlink(missing_ok=True)
             log.warning("auth_events: prune failed, next try in %s h: %s", hours, exc)
         stop.wait(hours * 3600)
 
@@ -73,8 +81,14 @@ def auth_events_cli() -> None:
     default=None,
     help="Keep running, and prune every HOURS (until SIGTERM or SIGINT).",
 )
+@click.option(
+    "--heartbeat",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With --every: a file that exists while the last run succeeded.",
+)
 @with_appcontext
-def prune_command(hours: float | None) -> None:
+def prune_command(hours: float | None, heartbeat: Path | None) -> None:
     """Delete the auth events older than AUTH_EVENTS_RETENTION_DAYS (as the schema owner)."""
     if hours is None:
         count = prune()
@@ -89,5 +103,5 @@ def prune_command(hours: float | None) -> None:
     signal.signal(signal.SIGINT, on_signal)
     log.info("auth_events: pruning every %s h, keeping %s days", hours,
              current_app.config["AUTH_EVENTS_RETENTION_DAYS"])  # fmt: skip
-    run_every(hours, stop)
+    run_every(hours, stop, heartbeat)
     log.info("auth_events: stopped")
