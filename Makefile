@@ -182,7 +182,7 @@ backup: ## Dump the database to backups/<time>.dump (pg_dump custom format; owne
 .PHONY: restore
 restore: ## Restore a dump over the database and end every session: make restore FILE=...
 	@test -f "$(FILE)" || { echo 'usage: make restore FILE=backups/<time>.dump' >&2; exit 2; }
-	$(COMPOSE) stop web
+	$(COMPOSE) stop web housekeeping
 	$(COMPOSE) exec -T db sh -c \
 		'pg_restore -U "$$POSTGRES_USER" -d "$$POSTGRES_DB" --clean --if-exists --no-owner' < "$(FILE)"
 	@# The accounts the sessions and remember-me cookies vouch for may have changed: end them
@@ -217,7 +217,7 @@ swarm-secrets: ## Create the Swarm secrets that do not exist yet (generated valu
 
 .PHONY: swarm-rotate
 swarm-rotate: ## New version of a secret group, then make swarm-deploy: make swarm-rotate SECRET=redis
-	@test -n "$(SECRET)" || { echo 'usage: make swarm-rotate SECRET=secret_key|postgres_app_password|redis|postgres_password' >&2; exit 2; }
+	@test -n "$(SECRET)" || { echo 'usage: make swarm-rotate SECRET=secret_key|postgres_owner_password|postgres_app_password|redis|postgres_password' >&2; exit 2; }
 	python3 deploy/swarm/manage_secrets.py rotate "$(SECRET)"
 
 .PHONY: swarm-e2e

@@ -67,3 +67,18 @@ def test_the_exporters_get_their_own_passwords_and_migrate_the_postgres_one(tmp_
     assert "user monitor on #" in (tmp_path / "s" / "redis" / "redis.conf").read_text()
     assert not (tmp_path / "s" / "web" / "postgres_monitor_password").exists()
     assert sorted(p.name for p in monitor.iterdir()) == ["postgres_password", "redis_password"]
+
+
+def test_each_service_gets_only_its_share_of_the_database_passwords(tmp_path):
+    result = run(tmp_path / "s", tmp_path / "pgdata")
+    assert result.returncode == 0, result.stderr
+    shares = {p.name: sorted(f.name for f in p.iterdir()) for p in (tmp_path / "s").iterdir()}
+    # web: its own role only; migrate: the owner's and the superuser's (bootstrap);
+    # the retention job: the owner's (it deletes audit rows web may not).
+    assert "postgres_password" not in shares["web"]
+    assert "postgres_owner_password" not in shares["web"]
+    assert {"postgres_owner_password", "postgres_password"} <= set(shares["migrate"])
+    assert shares["housekeeping"] == ["postgres_owner_password", "redis_password", "secret_key"]
+    owner = (tmp_path / "s" / "canonical" / "postgres_owner_password").read_text()
+    assert (tmp_path / "s" / "housekeeping" / "postgres_owner_password").read_text() == owner
+    assert owner not in result.stdout + result.stderr

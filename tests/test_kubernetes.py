@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "kubernetes"
 # The oldest and the newest minor version we claim; kubectl is v1.34.
 KUBERNETES_VERSIONS = ("1.30", "1.34")
-WORKLOADS = ("Deployment", "StatefulSet", "Job")
+WORKLOADS = ("Deployment", "StatefulSet", "Job", "CronJob")
 # Every image the stack runs, and its tag unless kustomization.yaml's `images:` says otherwise.
 IMAGES = {
     "flask-stack-web": "latest",
@@ -114,8 +114,13 @@ def workloads(objects: list[Obj]) -> Iterator[Obj]:
     return (o for o in objects if o["kind"] in WORKLOADS)
 
 
+def template(workload: Obj) -> Obj:
+    spec = workload["spec"]
+    return (spec["jobTemplate"]["spec"] if workload["kind"] == "CronJob" else spec)["template"]
+
+
 def pod(workload: Obj) -> Obj:
-    return workload["spec"]["template"]["spec"]
+    return template(workload)["spec"]
 
 
 def container(workload: Obj) -> Obj:
@@ -254,7 +259,7 @@ def test_every_pod_drops_every_privilege_it_does_not_need(objects):
 
 def test_web_and_migrate_run_as_the_images_app_user(objects):
     uid = int(re.search(r"ARG APP_UID=(\d+)", (ROOT / "web" / "Dockerfile").read_text())[1])
-    for kind, name in (("Deployment", "web"), ("Job", "migrate")):
+    for kind, name in (("Deployment", "web"), ("Job", "migrate"), ("CronJob", "auth-events-prune")):
         assert pod(find(objects, kind, name))["securityContext"]["runAsUser"] == uid
 
 
@@ -294,23 +299,46 @@ def test_a_disruption_budget_and_a_cpu_autoscaler_cover_web(objects):
     assert metric["resource"]["target"]["type"] == "Utilization"
 
 
-def test_migrate_job_runs_composes_migrate_command_as_schema_owner_on_postgres(objects):
+def test_migrate_job_runs_composes_migrate_command_bootstrap_then_owner_on_postgres(objects):
     services = compose()["services"]
     job = find(objects, "Job", "migrate")
     assert container(job)["command"] == services["migrate"]["command"]
-    assert container(job)["command"] == ["sh", "-ec", "flask db upgrade && flask access grant"]
+    assert container(job)["command"] == [
+        "sh", "-ec", "flask access bootstrap && flask db upgrade && flask access grant"
+    ]  # fmt: skip
     assert job["spec"]["parallelism"] == 1  # Alembic takes no lock
     assert pod(job)["restartPolicy"] == "Never"
     migrate = env(job)
     web = env(find(objects, "Deployment", "web"))
     db = env(find(objects, "StatefulSet", "db"))
     assert migrate["POSTGRES_HOST"] == "db"  # straight to PostgreSQL, not through PgBouncer
-    assert migrate["POSTGRES_USER"] == db["POSTGRES_USER"]  # the schema owner
+    assert migrate["POSTGRES_SUPERUSER"] == db["POSTGRES_USER"]  # bootstraps the roles only
+    assert migrate["POSTGRES_USER"] not in (db["POSTGRES_USER"], web["POSTGRES_USER"])
     assert migrate["POSTGRES_APP_USER"] == web["POSTGRES_USER"]
     secret = find(objects, "Secret", pod(job)["volumes"][0]["secret"]["secretName"])
     mount = container(job)["volumeMounts"][0]["mountPath"]
-    for variable in ("POSTGRES_PASSWORD_FILE", "POSTGRES_APP_PASSWORD_FILE"):
+    files = (
+        "POSTGRES_PASSWORD_FILE",
+        "POSTGRES_SUPERUSER_PASSWORD_FILE",
+        "POSTGRES_APP_PASSWORD_FILE",
+    )
+    for variable in files:
         assert migrate[variable].removeprefix(f"{mount}/") in secret["data"]
+
+
+def test_the_retention_cronjob_prunes_as_the_schema_owner_on_postgres(objects):
+    cron = find(objects, "CronJob", "auth-events-prune")
+    job, migrate = env(cron), env(find(objects, "Job", "migrate"))
+    assert container(cron)["command"] == ["flask", "auth-events", "prune"]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    assert (job["POSTGRES_HOST"], job["POSTGRES_USER"]) == ("db", migrate["POSTGRES_USER"])
+    secret = find(objects, "Secret", pod(cron)["volumes"][0]["secret"]["secretName"])
+    assert sorted(secret["data"]) == ["postgres_owner_password", "redis_password", "secret_key"]
+    settings = generated(objects, "ConfigMap", "app-env")["data"]
+    assert settings["AUTH_EVENTS_RETENTION_DAYS"] == "90"
+    db_policy = find(objects, "NetworkPolicy", "db")
+    allowed = [f["podSelector"]["matchLabels"] for f in db_policy["spec"]["ingress"][0]["from"]]
+    assert template(cron)["metadata"]["labels"] in allowed
 
 
 def test_web_reaches_postgres_through_pgbouncer_in_transaction_mode(objects):
@@ -362,6 +390,21 @@ def test_nginx_reaches_the_pods_of_a_headless_web_service_through_cluster_dns(ob
     assert mount["mountPath"] == "/etc/nginx/templates/upstream.conf.template"
     template = generated(objects, "ConfigMap", "nginx-upstream")["data"][mount["subPath"]]
     assert set(re.findall(r"\$\{(\w+)\}", template)) <= variables.keys()
+
+
+def test_web_trusts_forwarded_headers_from_the_nginx_pods_only(objects, ingress_objects):
+    settings = generated(objects, "ConfigMap", "app-env")["data"]
+    assert settings["PROXY_FIX_HOPS"] == "1"
+    peers = find(objects, "Service", settings["PROXY_FIX_TRUSTED"])
+    nginx = find(objects, "Deployment", "nginx")
+    assert peers["spec"]["clusterIP"] == "None"  # DNS answers the pods' own addresses
+    assert peers["spec"]["publishNotReadyAddresses"] is True
+    assert peers["spec"]["selector"] == nginx["spec"]["selector"]["matchLabels"]
+    # With the Ingress component, the controller's pods are the proxy; nginx-peers is gone.
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in ingress_objects}
+    assert ("Service", "nginx-peers") not in kinds
+    trusted = generated(ingress_objects, "ConfigMap", "app-env")["data"]["PROXY_FIX_TRUSTED"]
+    assert trusted and "nginx-peers" not in trusted
 
 
 def directives(text: str) -> list[str]:

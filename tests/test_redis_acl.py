@@ -20,7 +20,7 @@ def test_the_app_user_runs_data_commands_on_the_apps_keys(app_user):
     app_user.set("session:abc", "x", ex=60)
     assert app_user.get("session:abc") == b"x"
     app_user.zadd("user-sessions:1", {"abc": 1})
-    assert app_user.eval("return redis.call('GET', KEYS[1])", 1, "session:abc") == b"x"
+    assert app_user.register_script("return redis.call('GET', KEYS[1])")(["session:abc"]) == b"x"
     assert app_user.incrby("LIMITS:LIMITER/x", 1) == 1
     assert app_user.ping()
 
@@ -30,6 +30,42 @@ def test_the_app_user_runs_data_commands_on_the_apps_keys(app_user):
     [("FLUSHALL",), ("FLUSHDB",), ("CONFIG", "GET", "*"), ("KEYS", "*"), ("DEBUG", "SLEEP", "0")],
 )
 def test_the_app_user_cannot_run_dangerous_commands(app_user, command):
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        app_user.execute_command(*command)
+
+
+def test_the_app_user_runs_scripts_the_way_redis_py_sends_them(app_user, redis_client):
+    app_user.set("session:s", "1")
+    script = app_user.register_script("return redis.call('INCR', KEYS[1])")
+    redis_client.script_flush()  # a restarted server: EVALSHA fails, SCRIPT LOAD, EVALSHA
+    assert script(["session:s"]) == 2
+    assert script(["session:s"]) == 3  # EVALSHA alone
+    redis_client.script_flush()
+    with app_user.pipeline() as pipe:  # SCRIPT EXISTS, SCRIPT LOAD, then MULTI/EVALSHA/EXEC
+        script(["session:s"], client=pipe)
+        assert pipe.execute() == [4]
+
+
+def test_the_rate_limit_storage_runs_its_scripts_as_the_app_user(app_redis_url, redis_client):
+    from limits.storage import storage_from_string
+
+    storage = storage_from_string(app_redis_url)
+    redis_client.script_flush()
+    assert storage.incr("LIMITS:acl-test", 60) == 1  # its incr_expire script
+    assert storage.incr("LIMITS:acl-test", 60) == 2
+    assert storage.get("LIMITS:acl-test") == 2
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("EVAL", "return 1", "0"),
+        ("SCRIPT", "FLUSH"),
+        ("SCRIPT", "KILL"),
+        ("SCRIPT", "DEBUG", "YES"),
+    ],
+)
+def test_the_app_user_cannot_run_code_of_its_own(app_user, command):
     with pytest.raises(redis.exceptions.NoPermissionError):
         app_user.execute_command(*command)
 

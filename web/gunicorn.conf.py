@@ -46,7 +46,8 @@ access_log_format = (
     '%({x-forwarded-for}i)s via %(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}i)s'
 )
 
-# The app trusts exactly PROXY_FIX_HOPS proxies with werkzeug's ProxyFix. gunicorn's own
+# The app trusts PROXY_FIX_HOPS proxy (nginx, from PROXY_FIX_TRUSTED only: app/proxies.py)
+# with werkzeug's ProxyFix. gunicorn's own
 # X-Forwarded-* handling stays at its default (trust 127.0.0.1 only, i.e. nobody here),
 # so the headers are interpreted in one place only.
 forwarded_allow_ips = "127.0.0.1,::1"

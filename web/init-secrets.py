@@ -7,7 +7,11 @@ value stored by an earlier run is reused; otherwise a new random one is generate
 
     /secrets/canonical   root 0600 - the source of truth (mounted in this service only)
     /secrets/web         app-uid 0440 - secret_key, postgres_app_password, redis_password
-    /secrets/migrate     app-uid 0440 - the same, and postgres_password (the schema owner's)
+    /secrets/migrate     app-uid 0440 - the same, postgres_owner_password (the schema owner's,
+                         which migrates) and postgres_password (the superuser's, which only
+                         creates and updates the roles: `flask access bootstrap`)
+    /secrets/housekeeping app-uid 0440 - secret_key, postgres_owner_password (the retention
+                         job deletes old audit rows, which web may not), redis_password
     /secrets/db          0444 - postgres_password (volume mounted in db only)
     /secrets/redis       0444 - redis.conf (ACL users, passwords as SHA-256), probe_password
                          (the healthcheck's) and admin_password (`make redis-cli`)
@@ -36,6 +40,8 @@ APP_UID = int(os.environ.get("APP_UID", "10001"))
 SECRETS = {
     "secret_key": ("SECRET_KEY", lambda: secrets.token_urlsafe(48)),
     "postgres_password": ("POSTGRES_PASSWORD", lambda: secrets.token_urlsafe(32)),
+    # The schema owner (not superuser): migrations, grants, the auth_events retention.
+    "postgres_owner_password": ("POSTGRES_OWNER_PASSWORD", lambda: secrets.token_urlsafe(32)),
     # The web tier's own role (`flask access grant`, run by migrate, sets it on every run).
     "postgres_app_password": ("POSTGRES_APP_PASSWORD", lambda: secrets.token_urlsafe(32)),
     "redis_password": ("REDIS_PASSWORD", lambda: secrets.token_urlsafe(32)),
@@ -49,14 +55,21 @@ SECRETS = {
 }
 WEB_SECRETS = ("secret_key", "postgres_app_password", "redis_password", "redis_jobs_password")
 
-# Redis users. `app` (web, migrate) may run data and scripting commands on the app's own
-# keys (sessions, their per-user index, rate-limit counters, the addresses an account
-# signed in from) and nothing dangerous: no
-# FLUSHALL, CONFIG, KEYS, DEBUG, SHUTDOWN. `probe` may only PING (the healthcheck); `admin`
-# is for an operator (`make redis-cli`). The default user is off.
+HOUSEKEEPING_SECRETS = ("secret_key", "postgres_owner_password", "redis_password")
+
+# Redis users. `app` (web, migrate) may run data commands on the app's own keys (sessions,
+# their per-user index, rate-limit counters, the addresses an account signed in from) and
+# nothing dangerous: no FLUSHALL, CONFIG, KEYS, DEBUG, SHUTDOWN. Of the scripting commands,
+# exactly what redis-py's Script objects send (the app's session scripts and the `limits`
+# storage's): EVALSHA, SCRIPT LOAD when the server lacks the script, SCRIPT EXISTS before a
+# pipeline runs scripts; no EVAL of arbitrary code, no SCRIPT FLUSH/KILL, no FUNCTION.
+# `probe` may only PING (the healthcheck); `admin` is for an operator (`make redis-cli`).
+# The default user is off. A change here changes the `secrets` image: compose then
+# recreates redis (it depends on `secrets`) and it starts with the new rules.
 REDIS_APP_RULES = (
     "resetkeys ~session:* ~user-sessions:* ~LIMITS:* ~known-addresses:* resetchannels "
-    "-@all +@read +@write +@scripting +@connection +@transaction -@dangerous -@admin"
+    "-@all +@read +@write +@connection +@transaction -@dangerous -@admin "
+    "+evalsha +script|load +script|exists"
 )
 # `jobs` (web enqueues, worker runs): RQ's keys and its pub/sub channels only. RQ needs INFO
 # for the server version; CLIENT SETNAME names the worker's connection.
@@ -143,8 +156,19 @@ def main() -> None:
     for name in WEB_SECRETS:
         write(ROOT / "web" / name, values[name], 0o440, APP_UID)
         write(ROOT / "migrate" / name, values[name], 0o440, APP_UID)
-    # Only migrate holds the schema owner's password; web never does.
+    # Only migrate holds the superuser's password (to bootstrap the roles) and, with the
+    # retention job, the schema owner's; web holds neither.
     write(ROOT / "migrate" / "postgres_password", values["postgres_password"], 0o440, APP_UID)
+    for share in ("migrate", "housekeeping"):
+        write(
+            ROOT / share / "postgres_owner_password",
+            values["postgres_owner_password"],
+            0o440,
+            APP_UID,
+        )
+    for name in HOUSEKEEPING_SECRETS:
+        if name != "postgres_owner_password":
+            write(ROOT / "housekeeping" / name, values[name], 0o440, APP_UID)
     (ROOT / "web" / "postgres_password").unlink(missing_ok=True)  # left by older versions
     (ROOT / "redis" / "password").unlink(missing_ok=True)  # the old single password
     write(ROOT / "db" / "postgres_password", values["postgres_password"], 0o444)

@@ -32,6 +32,10 @@ ROOT = Path(__file__).resolve().parents[2]
 GROUPS = {
     "secret_key": ("SECRET_KEY_VERSION", {"secret_key": "SECRET_KEY"}),
     "postgres_password": ("POSTGRES_PASSWORD_VERSION", {"postgres_password": "POSTGRES_PASSWORD"}),
+    "postgres_owner_password": (
+        "POSTGRES_OWNER_PASSWORD_VERSION",
+        {"postgres_owner_password": "POSTGRES_OWNER_PASSWORD"},
+    ),
     "postgres_app_password": (
         "POSTGRES_APP_PASSWORD_VERSION",
         {"postgres_app_password": "POSTGRES_APP_PASSWORD"},

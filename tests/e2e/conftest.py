@@ -41,6 +41,7 @@ SECRET_FILES = {
     "web": "/run/secrets/app/secret_key /run/secrets/app/postgres_app_password"
     " /run/secrets/app/redis_password",
     "redis": "/run/secrets/redis/admin_password /run/secrets/redis/probe_password",
+    "housekeeping": "/run/secrets/app/postgres_owner_password",
     # The exporters' logins (monitoring profile only).
     "postgres-exporter": "/run/secrets/monitor/postgres_password"
     " /run/secrets/monitor/redis_password",

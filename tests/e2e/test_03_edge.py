@@ -13,8 +13,11 @@ from .conftest import Stack
 pytestmark = pytest.mark.e2e
 
 SECURITY_HEADERS = {
-    "Strict-Transport-Security": "max-age=",
-    "Content-Security-Policy": "frame-ancestors 'none'",
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "strict-origin-when-cross-origin",
     "X-Frame-Options": "DENY",
@@ -30,14 +33,21 @@ def assert_security_headers(resp: requests.Response) -> None:
         assert expected in values[0], f"{name}: {values[0]}"
 
 
-def test_http_redirects_to_https(stack: Stack, client: requests.Session) -> None:
-    resp = client.get(
-        f"http://127.0.0.1:{stack.http_port}/login?next=%2Fdashboard",
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert resp.status_code in (301, 308)
-    assert resp.headers["Location"] == f"{stack.base_url}/login?next=%2Fdashboard"
+def test_http_redirects_to_https_on_the_configured_name(
+    stack: Stack, client: requests.Session
+) -> None:
+    # SERVER_NAME is localhost here: the client's own Host (127.0.0.1, or a forged one) is
+    # never where the redirect sends it.
+    for host in (None, "evil.example"):
+        resp = client.get(
+            f"http://127.0.0.1:{stack.http_port}/login?next=%2Fdashboard",
+            headers={"Host": host} if host else {},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert resp.status_code in (301, 308)
+        location = f"https://localhost:{stack.https_port}/login?next=%2Fdashboard"
+        assert resp.headers["Location"] == location
 
 
 @pytest.mark.parametrize(
@@ -126,3 +136,19 @@ def test_request_id_ties_the_response_to_both_access_logs(
     # In the JSON lines of both (LOG_FORMAT=json; test_11_monitoring.py checks their fields).
     assert f'"request_id":"{request_id}"' in stack.compose("logs", "--no-color", "nginx")
     assert f'"request_id": "{request_id}"' in stack.compose("logs", "--no-color", "web")
+
+
+def test_trusted_proxies_become_realip_directives_the_real_nginx_accepts(stack: Stack) -> None:
+    # The image's entrypoint renders the templates and runs nginx/25-real-ip.sh before
+    # `nginx -T` (test, then print the whole configuration).
+    run = ("run", "--rm", "--no-deps", "-T")
+    shown = stack.compose(
+        *run, "-e", "TRUSTED_PROXIES=10.0.0.0/8, fd00::/8", "nginx", "nginx", "-T"
+    )
+    assert "set_real_ip_from 10.0.0.0/8;" in shown
+    assert "set_real_ip_from fd00::/8;" in shown
+    assert "real_ip_header X-Forwarded-For;" in shown and "real_ip_recursive on;" in shown
+    # The running stack trusts no front proxy: nothing but the comment was rendered.
+    assert "set_real_ip_from" not in stack.exec("nginx", "cat /etc/nginx/conf.d/real-ip.conf")
+    with pytest.raises(AssertionError, match="is not an IP address or CIDR"):
+        stack.compose(*run, "-e", "TRUSTED_PROXIES=0.0.0.0/0;", "nginx", "nginx", "-t")

@@ -12,7 +12,6 @@ from typing import Any
 import redis
 from flask import Flask, request
 from flask.wrappers import Response
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as config_module
 from .extensions import bcrypt, csrf, db, limiter, login_manager, migrate
@@ -45,12 +44,13 @@ def configure_logging(app: Flask) -> None:
 
 
 def register_proxy_fix(app: Flask) -> None:
-    """Trust exactly PROXY_FIX_HOPS proxies for the client address, scheme and host."""
+    """Trust PROXY_FIX_HOPS proxies' X-Forwarded-*, only from PROXY_FIX_TRUSTED peers."""
+    from .proxies import TrustedProxyFix
+
     hops = app.config["PROXY_FIX_HOPS"]
-    if hops:
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
-        )
+    app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]
+        app.wsgi_app, app.config["PROXY_FIX_TRUSTED"] if hops else [], hops=hops or 1
+    )
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -159,11 +159,13 @@ def register_request_hooks(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    """Add the operator commands (`flask sessions ...`, `flask access grant`)."""
+    """Add the operator commands (`flask sessions ...`, `flask access ...`, `flask auth-events`)."""
     from .access import access_cli
     from .cli import sessions_cli
     from .jobs import jobs_cli
+    from .retention import auth_events_cli
 
     app.cli.add_command(sessions_cli)
     app.cli.add_command(jobs_cli)
     app.cli.add_command(access_cli)
+    app.cli.add_command(auth_events_cli)

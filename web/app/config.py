@@ -125,6 +125,11 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LOG_FORMAT": env.get("LOG_FORMAT", ""),
         # Reverse proxy: how many hops of X-Forwarded-* to trust (nginx in front = 1).
         "PROXY_FIX_HOPS": integer(env, "PROXY_FIX_HOPS", 0),
+        # ...and only from these peers (addresses, CIDRs or host names; app/proxies.py).
+        # Default: a proxy on this host's loopback only. Anyone else's X-Forwarded-* is dropped.
+        "PROXY_FIX_TRUSTED": [
+            p.strip() for p in env.get("PROXY_FIX_TRUSTED", "127.0.0.1,::1").split(",") if p.strip()
+        ],
         "TRUSTED_HOSTS_EXTRA": [
             h.strip() for h in env.get("TRUSTED_HOSTS", "").split(",") if h.strip()
         ],
@@ -180,6 +185,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "RATELIMIT_ACCOUNT_FAILURES": text(
             env, "RATELIMIT_ACCOUNT_FAILURES", "10/15 minutes;30/hour;100/day"
         ),
+        # Auth events (the account page's "recent activity") older than this are deleted by
+        # `flask auth-events prune` (app/retention.py; the housekeeping service).
+        "AUTH_EVENTS_RETENTION_DAYS": integer(env, "AUTH_EVENTS_RETENTION_DAYS", 90, minimum=1),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session that holds it
         # Injected clock (seconds since the epoch) so tests can move time without sleeping.
         "CLOCK": time.time,
@@ -261,6 +269,10 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"SMTP_SECURITY must be starttls, tls or none, not {config['SMTP_SECURITY']!r}"
         )
+    if config["PROXY_FIX_HOPS"] not in (0, 1):
+        # nginx overwrites X-Forwarded-For with the one address it trusts (a front proxy's
+        # client, through its realip module): there is never more than one hop to believe.
+        raise ConfigError("PROXY_FIX_HOPS must be 0 (no proxy) or 1 (nginx in front)")
     if config["LOG_FORMAT"] not in ("json", "text"):
         raise ConfigError(f"LOG_FORMAT must be json or text, got {config['LOG_FORMAT']!r}")
 
