@@ -108,6 +108,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "JOBS_REDIS_URL": jobs_redis_url(env),
         "JOBS_RETRY_INTERVALS": retry_intervals(env),
         "JOBS_FAILED_TTL": integer(env, "JOBS_FAILED_TTL", 14 * 86400, minimum=3600),
+        "JOBS_HEARTBEAT_PATH": text(env, "JOBS_HEARTBEAT_PATH", ""),
         "SMTP_HOST": text(env, "SMTP_HOST", "localhost"),
         "SMTP_PORT": integer(env, "SMTP_PORT", 587, minimum=1),
         "SMTP_USER": text(env, "SMTP_USER", ""),

@@ -7,13 +7,15 @@ failed-job registry, the dead-letter list, until an operator retries it
 (`flask jobs retry --all`, `make jobs`). The worker stops after its current job on SIGTERM.
 
 Settings: JOBS_REDIS_URL (the `jobs` Redis user: `rq:*` keys only), JOBS_RETRY_INTERVALS,
-JOBS_FAILED_TTL.
+JOBS_FAILED_TTL, JOBS_HEARTBEAT_PATH (touched at every heartbeat the worker gives Redis, at
+least every 7 minutes: the container's health check reads its age).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -55,13 +57,26 @@ def failed() -> FailedJobRegistry:
     return FailedJobRegistry(queue=queue())
 
 
+class Worker(SimpleWorker):
+    """RQ's in-process worker (jobs run in the app context it was started in), which also
+    touches a heartbeat file whenever it reports to Redis that it is alive."""
+
+    heartbeat_file = ""
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> None:
+        super().heartbeat(*args, **kwargs)
+        if self.heartbeat_file:
+            Path(self.heartbeat_file).touch()
+
+
 def work(burst: bool = False) -> bool:
     """Run a worker in this process (inside the app context) until SIGTERM, or until the queue
     is empty with `burst`. Retries wait in RQ's scheduler, which the worker runs."""
     with warnings.catch_warnings():
         # The jobs user may not list other clients (CLIENT LIST): RQ then names no address.
         warnings.filterwarnings("ignore", "CLIENT LIST command not supported")
-        worker = SimpleWorker([queue()], connection=queue().connection)
+        worker = Worker([queue()], connection=queue().connection)
+    worker.heartbeat_file = current_app.config["JOBS_HEARTBEAT_PATH"]
     return bool(worker.work(burst=burst, with_scheduler=True, logging_level="INFO"))
 
 
