@@ -163,6 +163,14 @@ sessions: ## List a user's live sessions: make sessions USER=alice (or ALL=1)
 end-sessions: ## End every session and remember-me of a user: make end-sessions USER=alice (or ALL=1)
 	$(COMPOSE) exec web flask sessions end $(who)
 
+.PHONY: jobs
+jobs: ## Show the mail queue and the dead-letter list (messages whose every retry failed)
+	$(COMPOSE) exec worker flask jobs status
+
+.PHONY: jobs-retry
+jobs-retry: ## Put every dead-lettered message back on the queue (after fixing SMTP)
+	$(COMPOSE) exec worker flask jobs retry --all
+
 .PHONY: psql
 psql: ## Open psql on the application database
 	$(COMPOSE) exec db sh -c 'psql -U "$$POSTGRES_USER" -d "$$POSTGRES_DB"'

@@ -88,7 +88,8 @@ def test_a_person_registers_logs_in_sets_preferences_and_logs_out(stack: Stack, 
 
     shoot(driver, "home")
     driver.get(base + "/register")
-    form = {"username": username, "password": TEST_PASSWORD, "confirm": TEST_PASSWORD}
+    form = {"username": username, "email": f"{username}@example.com"}
+    form |= {"password": TEST_PASSWORD, "confirm": TEST_PASSWORD}
     submit(driver, form, then_shows="Your account is ready")
     assert driver.current_url == base + "/login"
     assert "Your account is ready" in driver.page_source
