@@ -69,7 +69,7 @@ def redis_client(url: str) -> redis.Redis:
 
 def register_extensions(app: Flask) -> None:
     """Bind the session store, the extensions and the hashing slots to the app."""
-    from . import dbpool, jobs, sessions
+    from . import dbpool, i18n, jobs, sessions
     from .auth.loader import register_user_loader
 
     client = redis_client(app.config["REDIS_URL"])
@@ -85,6 +85,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     register_user_loader(login_manager)
     jobs.init_app(app)
+    i18n.init_app(app)
 
     app.extensions["hashing_slots"] = threading.BoundedSemaphore(
         app.config["BCRYPT_MAX_CONCURRENCY"]
@@ -125,15 +126,13 @@ def register_error_handlers(app: Flask) -> None:
 def register_request_hooks(app: Flask) -> None:
     """Refuse NUL input, expose preferences to templates, and mark signed-in pages no-store."""
     from . import inputs
-    from .i18n import translator
     from .preferences.cookies import current_preferences
 
     inputs.register(app)
 
     @app.context_processor
     def inject_preferences() -> dict[str, Any]:
-        prefs = current_preferences()
-        return {"prefs": prefs, "_": translator(prefs.language)}
+        return {"prefs": current_preferences()}
 
     @app.template_filter("timestamp")
     def timestamp(value: float) -> str:

@@ -37,6 +37,7 @@ def loggable_path(path: str) -> str:
     """Return `path` with a mailed link's token replaced by `<token>`."""
     return TOKEN_PATH.sub(r"/\1/<token>", path)
 
+
 request_log = logging.getLogger("app.request")
 event_log = logging.getLogger("app.event")
 

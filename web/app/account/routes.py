@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, fresh_login_required, login_required
 
 from .. import audit
@@ -51,7 +53,7 @@ def end_one(handle: str) -> ResponseReturnValue:
         return redirect(url_for("auth.logout"))  # ending this session is logging out
     if not service.end_one_session(current_user, handle):
         abort(404, description="That session has already ended.")
-    flash("The session has ended.", "success")
+    flash(_("The session has ended."), "success")
     return redirect(url_for("account.index"))
 
 
@@ -60,7 +62,7 @@ def forget_device(device_id: int) -> ResponseReturnValue:
     """Forget a remembered device: its remember-me cookie stops working, its sessions end."""
     if not service.forget_device(current_user, device_id):
         abort(404, description="That device is not remembered.")
-    flash("The device is forgotten.", "success")
+    flash(_("The device is forgotten."), "success")
     return redirect(url_for("account.index"))
 
 
@@ -68,7 +70,9 @@ def forget_device(device_id: int) -> ResponseReturnValue:
 def end_others() -> ResponseReturnValue:
     """End every other session and every remember-me cookie; this one stays."""
     ended, _ = service.end_other_sessions(service.current_account())
-    flash(f"Ended {ended} other session{'s' if ended != 1 else ''}.", "success")
+    flash(
+        ngettext("Ended %(num)d other session.", "Ended %(num)d other sessions.", ended), "success"
+    )
     return redirect(url_for("account.index"))
 
 
@@ -84,7 +88,7 @@ def password() -> ResponseReturnValue:
         if not service.change_password(user, form.current.data, form.password.data):
             form.current.errors.append("That is not your current password.")
             return render_template("account/password.html", form=form), 422
-        flash("Password changed. Your other sessions have ended.", "success")
+        flash(_("Password changed. Your other sessions have ended."), "success")
         return redirect(url_for("account.index"))
     return render_template("account/password.html", form=form), 422 if form.errors else 200
 
@@ -104,7 +108,7 @@ def email() -> ResponseReturnValue:
         if not sent:
             form.email.errors.append("That address belongs to another account.")
             return render_template("account/email.html", form=form), 422
-        flash("A confirmation link is on its way to the new address.", "success")
+        flash(_("A confirmation link is on its way to the new address."), "success")
         return redirect(url_for("account.index"))
     return render_template("account/email.html", form=form), 422 if form.errors else 200
 

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import current_user, login_fresh, login_required
 
 from ..extensions import limiter
@@ -38,7 +39,9 @@ def register() -> ResponseReturnValue:
     if form.validate_on_submit():
         created = service.register(form.username.data, form.email.data, form.password.data)
         if not isinstance(created, str):
-            flash("Your account is ready: a link to verify your address is on its way.", "success")
+            flash(
+                _("Your account is ready: a link to verify your address is on its way."), "success"
+            )
             return redirect(url_for("auth.login"))
         if created == "email":
             form.email.errors.append(EMAIL_TAKEN)
@@ -77,5 +80,5 @@ def logout() -> ResponseReturnValue:
     if not form.validate_on_submit():
         return render_template("auth/logout.html", form=form), 400
     service.log_out(service.current_account())
-    flash("You are logged out.", "success")
+    flash(_("You are logged out."), "success")
     return redirect(url_for("main.index"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..auth import service
@@ -45,7 +46,7 @@ def reset_password(token: str) -> ResponseReturnValue:
     if form.validate_on_submit():
         if service.reset_password(token, form.password.data) is None:
             return render_template("recovery/link-dead.html", message=LINK_DEAD), 400
-        flash("Your password is changed and every session has ended. Please log in.", "success")
+        flash(_("Your password is changed and every session has ended. Please log in."), "success")
         return redirect(url_for("auth.login"))
     return render_template("recovery/reset.html", form=form), 422 if form.errors else 200
 
@@ -55,7 +56,7 @@ def verify_email(token: str) -> ResponseReturnValue:
     """Mark the address verified (a link mailed at registration and on request)."""
     if service.verify_email(token) is None:
         return render_template("recovery/link-dead.html", message=LINK_DEAD), 400
-    flash("Your email address is verified.", "success")
+    flash(_("Your email address is verified."), "success")
     return redirect(url_for("account.index" if current_user.is_authenticated else "auth.login"))
 
 
@@ -66,7 +67,7 @@ def resend_verification() -> ResponseReturnValue:
     form = ConfirmForm()
     if form.validate_on_submit():
         service.send_verification(service.current_account())
-        flash("A verification link is on its way.", "success")
+        flash(_("A verification link is on its way."), "success")
     return redirect(url_for("account.index"))
 
 
@@ -77,6 +78,6 @@ def confirm_email(token: str) -> ResponseReturnValue:
     if form.validate_on_submit():
         if service.confirm_email_change(token) is None:
             return render_template("recovery/link-dead.html", message=LINK_DEAD), 400
-        flash("Your email address is changed.", "success")
+        flash(_("Your email address is changed."), "success")
         return redirect(url_for("account.index" if current_user.is_authenticated else "auth.login"))
     return render_template("recovery/confirm-email.html", form=form)
