@@ -20,6 +20,8 @@ ALERTS = frozenset({
     "HighErrorRatio",
     "HighLatencyP99",
     "RedisMemoryNearLimit",
+    "MailQueueBacklog",
+    "MailUndeliverable",
     "PostgresConnectionsNearMax",
     "CertificateExpiresSoon",
 })  # fmt: skip

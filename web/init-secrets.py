@@ -83,11 +83,14 @@ REDIS_USERS = {
     "probe": ("redis_probe_password", "resetkeys resetchannels -@all +ping"),
     "admin": ("redis_admin_password", "~* &* +@all"),
     # The Prometheus exporter: server statistics (INFO, LATENCY), PING and naming its
-    # connection; no key, and no SLOWLOG or MONITOR, which would show commands' arguments.
+    # connection; the size of the mail queue and its dead-letter list (never their contents:
+    # no command that reads a value is granted); no other key, and no SLOWLOG or MONITOR,
+    # which would show commands' arguments.
     "monitor": (
         "redis_monitor_password",
-        "resetkeys resetchannels -@all +info +ping +client|setname +latency|latest"
-        " +latency|histogram",
+        "resetkeys ~rq:queue:mail ~rq:failed:mail resetchannels -@all +info +ping"
+        " +client|setname +latency|latest +latency|histogram +select +type +llen +zcard"
+        " +memory|usage",
     ),
 }
 
