@@ -8,6 +8,7 @@ A stack of its own, started once for this file, with short retry delays.
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -121,3 +122,22 @@ def test_the_worker_outlasts_an_smtp_outage(mailed: Stack) -> None:
         status = stack.compose("exec", "-T", "worker", "flask", "jobs", "status")
         assert status.startswith("queued:")
     wait_for_mail(stack, f"{username}@example.com", "Verify your email address", timeout=120)
+
+
+def test_the_worker_stops_cleanly_on_sigterm_and_comes_back(mailed: Stack) -> None:
+    stack = mailed
+    started = time.monotonic()
+    stack.compose("stop", "-t", "30", "worker")
+    assert time.monotonic() - started < 25  # RQ's warm shutdown: no SIGKILL at the deadline
+    [container] = stack.container_ids("worker")
+    state = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.ExitCode}}", container],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert state.stdout.strip() == "0"
+    stack.up("worker")
+    username = new_username()
+    stack.register(stack.session(), username)
+    wait_for_mail(stack, f"{username}@example.com", "Verify your email address")
