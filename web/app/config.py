@@ -120,6 +120,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SITE_NAME": text(env, "SITE_NAME", "Flask stack"),
         "EMAIL_VERIFY_MAX_AGE": integer(env, "EMAIL_VERIFY_MAX_AGE", 24 * 3600, minimum=60),
         "PASSWORD_RESET_MAX_AGE": integer(env, "PASSWORD_RESET_MAX_AGE", 30 * 60, minimum=60),
+        # "Forgot password" answers no sooner than this, known address or not (recovery/).
+        "FORGOT_MIN_SECONDS": number(env, "FORGOT_MIN_SECONDS", 0.05),
         "LOG_LEVEL": text(env, "LOG_LEVEL", "INFO").upper(),
         # json: one JSON object per line (app/logs.py), for log shippers; text: for people.
         # Empty: json in production, text elsewhere (derive).

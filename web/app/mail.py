@@ -1,8 +1,11 @@
-"""Mail: messages rendered from templates in the request, sent by the worker over SMTP.
+"""Mail: queued by the request, rendered and sent by the worker over SMTP.
 
-`send(to, template, **context)` renders `templates/mail/<template>.txt` and `.html` (and the
-subject, the first line of the text, "Subject: ..."), and enqueues the message; the `worker`
-service delivers it (`deliver`). Links are made from SITE_URL, never from the request's Host.
+`send(to, template, **context)` queues one job (one Redis round trip) with plain values and
+the request's language; the `worker` service renders `templates/mail/<template>.txt` and
+`.html` (the subject is the text's first line, "Subject: ...") in that language and sends
+the message (`deliver`). A request never renders or sends mail, so asking for a reset link
+costs the same whether or not a message follows. Links are made in the request from
+SITE_URL, never from the request's Host.
 
 Settings: SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_PASSWORD(_FILE), SMTP_SECURITY (starttls, tls
 or none), MAIL_FROM, SITE_URL, SITE_NAME.
@@ -12,12 +15,12 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
 
 from flask import current_app, render_template, url_for
+from flask_babel import force_locale, get_locale
 
 from . import jobs
 
@@ -46,21 +49,24 @@ def render(to: str, template: str, **context: Any) -> EmailMessage:
 
 
 def send(to: str, template: str, **context: Any) -> None:
-    """Render a message now and have the worker deliver it (never inside the request)."""
-    jobs.enqueue(deliver, render(to, template, **context).as_bytes())
+    """Have the worker render `template` for `to` in this request's language and send it.
+
+    `context` holds plain values (strings, numbers): the job carries them, not objects."""
+    jobs.enqueue(deliver, to, template, str(get_locale() or "en"), context)
 
 
-def deliver(raw: bytes) -> None:
-    """Send one message over SMTP (a job: an exception makes RQ retry it)."""
+def deliver(to: str, template: str, language: str, context: dict[str, Any]) -> None:
+    """Render and send one message over SMTP (a job: an exception makes RQ retry it)."""
     config = current_app.config
-    message = message_from_bytes(raw, policy=policy.default)
+    with current_app.test_request_context(base_url=config["SITE_URL"]), force_locale(language):
+        message = render(to, template, **context)
     security = config["SMTP_SECURITY"]
-    context = ssl.create_default_context()
+    tls = ssl.create_default_context()
     smtp_class = smtplib.SMTP_SSL if security == "tls" else smtplib.SMTP
-    kwargs: dict[str, Any] = {"context": context} if security == "tls" else {}
+    kwargs: dict[str, Any] = {"context": tls} if security == "tls" else {}
     with smtp_class(config["SMTP_HOST"], config["SMTP_PORT"], timeout=30, **kwargs) as smtp:
         if security == "starttls":
-            smtp.starttls(context=context)
+            smtp.starttls(context=tls)
         if config["SMTP_USER"]:
             smtp.login(config["SMTP_USER"], config["SMTP_PASSWORD"] or "")
         smtp.send_message(message)

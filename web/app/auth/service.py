@@ -93,7 +93,7 @@ def _notice(user: User, template: str, **context: object) -> None:
         mail.send(
             user.verified_email,
             template,
-            user=user,
+            username=user.username,
             sessions_url=mail.link("account.index"),
             **where,
             **context,
@@ -104,7 +104,7 @@ def send_verification(user: User) -> None:
     """Mail a link that verifies the user's (unverified) address."""
     if user.email and not user.email_verified_at:
         url = mail.link("recovery.verify_email", token=tokens.make(user, "verify"))
-        mail.send(user.email, "verify", user=user, url=url)
+        mail.send(user.email, "verify", username=user.username, url=url)
 
 
 def verify_email(token: str) -> User | None:
@@ -128,7 +128,7 @@ def request_password_reset(email: str) -> None:
     user = find_by_email(email)
     if user is not None and user.verified_email:
         url = mail.link("recovery.reset_password", token=tokens.make(user, "reset"))
-        mail.send(user.verified_email, "reset", user=user, url=url)
+        mail.send(user.verified_email, "reset", username=user.username, url=url)
 
 
 def reset_password(token: str, new: str) -> User | None:
@@ -155,7 +155,7 @@ def request_email_change(user: User, password: str, new: str) -> bool | None:
         check_passed()
         return False
     url = mail.link("recovery.confirm_email", token=tokens.make(user, "email-change", new))
-    mail.send(new.strip(), "email-change", user=user, url=url, new=new.strip())
+    mail.send(new.strip(), "email-change", username=user.username, url=url, new=new.strip())
     check_passed()
     return True
 
@@ -184,7 +184,7 @@ def confirm_email_change(token: str) -> User | None:
         mail.send(
             old,
             "email-changed-notice",
-            user=user,
+            username=user.username,
             new=new,
             **where,
             sessions_url=mail.link("account.index"),
