@@ -48,28 +48,28 @@ def database_url(env: Mapping[str, str]) -> str | None:
 
 def redis_url(env: Mapping[str, str]) -> str | None:
     """Return REDIS_URL, or build it from REDIS_* (user and password percent-encoded)."""
-    url = value_or_file(env, "REDIS_URL")
-    if url:
-        return url
-    password = value_or_file(env, "REDIS_PASSWORD")
-    if password is None:
-        return None
-    user = quote(env.get("REDIS_USER", ""), safe="")
-    host, port = text(env, "REDIS_HOST", "redis"), integer(env, "REDIS_PORT", 6379, minimum=1)
-    return f"redis://{user}:{quote(password, safe='')}@{host}:{port}/{integer(env, 'REDIS_DB', 0)}"
+    return _redis_user_url(env, "REDIS_URL", "REDIS_PASSWORD", env.get("REDIS_USER", ""))
 
 
 def jobs_redis_url(env: Mapping[str, str]) -> str | None:
     """Return JOBS_REDIS_URL, or the `jobs` Redis user's URL from REDIS_JOBS_PASSWORD(_FILE);
     None (then REDIS_URL is used) when neither is set, as in development and tests."""
-    url = value_or_file(env, "JOBS_REDIS_URL")
+    return _redis_user_url(env, "JOBS_REDIS_URL", "REDIS_JOBS_PASSWORD", "jobs")
+
+
+def _redis_user_url(
+    env: Mapping[str, str], url_name: str, password_name: str, user: str
+) -> str | None:
+    """Return `url_name`, or the URL of Redis user `user` with `password_name`(_FILE)."""
+    url = value_or_file(env, url_name)
     if url:
         return url
-    password = value_or_file(env, "REDIS_JOBS_PASSWORD")
+    password = value_or_file(env, password_name)
     if password is None:
         return None
     host, port = text(env, "REDIS_HOST", "redis"), integer(env, "REDIS_PORT", 6379, minimum=1)
-    return f"redis://jobs:{quote(password, safe='')}@{host}:{port}/{integer(env, 'REDIS_DB', 0)}"
+    credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    return f"redis://{credentials}@{host}:{port}/{integer(env, 'REDIS_DB', 0)}"
 
 
 def retry_intervals(env: Mapping[str, str]) -> list[int]:
