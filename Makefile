@@ -70,6 +70,14 @@ lint: $(STAMP) ## Lint, check formatting and type-check the app package
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+.PHONY: translations
+translations: $(STAMP) ## Extract the strings to translate, update the catalogues, compile them (web/app/translations)
+	cd web && ../$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext -k ngettext:1,2 -k N_ \
+		--no-location --sort-output --omit-header --project flask-stack -o app/translations/messages.pot .
+	cd web && ../$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations \
+		--width 100 --no-fuzzy-matching --ignore-obsolete
+	cd web && ../$(BIN)/pybabel compile -d app/translations --statistics
+
 .PHONY: format
 format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff check --fix .
@@ -162,6 +170,14 @@ sessions: ## List a user's live sessions: make sessions USER=alice (or ALL=1)
 .PHONY: end-sessions
 end-sessions: ## End every session and remember-me of a user: make end-sessions USER=alice (or ALL=1)
 	$(COMPOSE) exec web flask sessions end $(who)
+
+.PHONY: jobs
+jobs: ## Show the mail queue and the dead-letter list (messages whose every retry failed)
+	$(COMPOSE) exec worker flask jobs status
+
+.PHONY: jobs-retry
+jobs-retry: ## Put every dead-lettered message back on the queue (after fixing SMTP)
+	$(COMPOSE) exec worker flask jobs retry --all
 
 .PHONY: psql
 psql: ## Open psql on the application database

@@ -200,7 +200,13 @@ def run(port: int, database_url: str, store: redis.Redis, report: Callable[[str]
     """Measure the three parts against the server on `port` and report each figure."""
     for n in range(CLIENTS):
         Client(port).post_form(
-            "/register", {"username": f"bench{n}", "password": PASSWORD, "confirm": PASSWORD}
+            "/register",
+            {
+                "username": f"bench{n}",
+                "email": f"bench{n}@example.com",
+                "password": PASSWORD,
+                "confirm": PASSWORD,
+            },
         )
     anonymous = [Client(port) for _ in range(CLIENTS)]
     signed_in = [logged_in(port, f"bench{n}") for n in range(CLIENTS)]

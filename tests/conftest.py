@@ -11,6 +11,7 @@ import os
 import runpy
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -82,12 +83,12 @@ def redis_app_rules(init_secrets: dict[str, Any]) -> str:
     return str(init_secrets["REDIS_APP_RULES"])
 
 
-@pytest.fixture(scope="session")
-def app_redis_url(redis_url: str, redis_app_rules: str) -> Iterator[str]:
-    """URL of a Redis user with exactly the app's rights: the suite proves they suffice."""
-    name, password = f"app-{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+@contextmanager
+def redis_user(redis_url: str, prefix: str, rules: str) -> Iterator[str]:
+    """Yield the URL of a new Redis user with `rules`; delete the user afterwards."""
+    name, password = f"{prefix}-{secrets.token_hex(4)}", secrets.token_urlsafe(16)
     admin = redis.Redis.from_url(redis_url)
-    admin.execute_command("ACL", "SETUSER", name, "on", f">{password}", *redis_app_rules.split())
+    admin.execute_command("ACL", "SETUSER", name, "on", f">{password}", *rules.split())
     url = urlsplit(redis_url)
     yield f"redis://{name}:{password}@{url.hostname}:{url.port or 6379}{url.path or '/0'}"
     admin.acl_deluser(name)
@@ -95,7 +96,41 @@ def app_redis_url(redis_url: str, redis_app_rules: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def base_config(database_url: str, app_redis_url: str) -> dict[str, Any]:
+def app_redis_url(redis_url: str, redis_app_rules: str) -> Iterator[str]:
+    """URL of a Redis user with exactly the app's rights: the suite proves they suffice."""
+    with redis_user(redis_url, "app", redis_app_rules) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def jobs_redis_url(redis_url: str, init_secrets: dict[str, Any]) -> Iterator[str]:
+    """URL of a Redis user with exactly the jobs user's rights (web/init-secrets.py)."""
+    with redis_user(redis_url, "jobs", str(init_secrets["REDIS_JOBS_RULES"])) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[Any]:
+    """An in-process SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""
+    from mailbox_server import MailServer
+
+    server = MailServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def outbox(smtp_server: Any) -> Any:
+    """The messages the SMTP server received during this test."""
+    smtp_server.clear()
+    return smtp_server
+
+
+@pytest.fixture(scope="session")
+def base_config(
+    database_url: str, app_redis_url: str, jobs_redis_url: str, smtp_server: Any
+) -> dict[str, Any]:
     """Settings every test app shares: real servers, fast bcrypt, CSRF on."""
     config = {
         "APP_ENV": "testing",
@@ -103,6 +138,11 @@ def base_config(database_url: str, app_redis_url: str) -> dict[str, Any]:
         "SECRET_KEY": "test-secret-key-that-is-long-enough-1234",
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": app_redis_url,
+        "JOBS_REDIS_URL": jobs_redis_url,
+        "JOBS_RETRY_INTERVALS": [0, 0],  # retried at once: the tests run the worker in bursts
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": smtp_server.port,
+        "SMTP_SECURITY": "none",
         "BCRYPT_LOG_ROUNDS": 4,
     }
     migrated = create_app(config)

@@ -20,6 +20,8 @@ ALERTS = frozenset({
     "HighErrorRatio",
     "HighLatencyP99",
     "RedisMemoryNearLimit",
+    "MailQueueBacklog",
+    "MailUndeliverable",
     "PostgresConnectionsNearMax",
     "CertificateExpiresSoon",
 })  # fmt: skip
@@ -65,10 +67,12 @@ class Auth:
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    def register(self, username: str = "alice", password: str = PASSWORD) -> Any:
-        return self.client.post_form(
-            "/register", {"username": username, "password": password, "confirm": password}
-        )
+    def register(
+        self, username: str = "alice", password: str = PASSWORD, email: str | None = None
+    ) -> Any:
+        form = {"username": username, "password": password, "confirm": password}
+        form["email"] = f"{username}@example.com" if email is None else email
+        return self.client.post_form("/register", form)
 
     def login(
         self, username: str = "alice", password: str = PASSWORD, remember: bool = False, **kw: Any

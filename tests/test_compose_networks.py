@@ -18,11 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # Every service (all profiles) and the services it shares at least one network with.
 PEERS = {
     "nginx": {"web", "acme", "nginx-exporter", "blackbox-exporter"},
-    "web": {"nginx", "migrate", "housekeeping", "db", "redis", "prometheus"},
-    "migrate": {"web", "housekeeping", "db", "redis"},
-    "housekeeping": {"web", "migrate", "db", "redis"},
-    "db": {"web", "migrate", "housekeeping", "redis", "postgres-exporter"},
-    "redis": {"web", "migrate", "housekeeping", "db", "redis-exporter"},
+    "web": {"nginx", "migrate", "worker", "housekeeping", "db", "redis", "prometheus"},
+    "migrate": {"web", "worker", "housekeeping", "db", "redis"},
+    "housekeeping": {"web", "migrate", "worker", "db", "redis"},
+    "db": {"web", "migrate", "worker", "housekeeping", "redis", "postgres-exporter"},
+    "redis": {"web", "migrate", "worker", "housekeeping", "db", "redis-exporter"},
+    "worker": {"web", "migrate", "housekeeping", "db", "redis", "mail"},
+    "mail": {"worker"},
     "secrets": set(),
     "acme": {"nginx", "nginx-exporter", "blackbox-exporter"},
     "prometheus": {"web", "nginx-exporter", "postgres-exporter", "redis-exporter",
@@ -37,7 +39,7 @@ PEERS = {
                           "redis-exporter"},
 }  # fmt: skip
 # Networks with a route to the outside: published ports and the ACME CA need one.
-EXTERNAL = {"front", "prometheus-ui"}
+EXTERNAL = {"front", "prometheus-ui", "mail"}
 
 
 @pytest.fixture(scope="module")

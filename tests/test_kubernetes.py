@@ -159,6 +159,7 @@ def test_the_stack_has_every_part(objects):
         ("Deployment", "nginx"),
         ("Deployment", "web"),
         ("Deployment", "pgbouncer"),
+        ("Deployment", "worker"),
         ("StatefulSet", "db"),
         ("StatefulSet", "redis"),
         ("Job", "migrate"),

@@ -15,7 +15,7 @@ def test_models_and_migration_head_agree(app):
         assert compare_metadata(context, db.metadata) == []
 
 
-def test_history_is_users_people_account_security_then_remembered_devices(app):
+def test_history_is_the_committed_sequence(app):
     with app.app_context():
         config = app.extensions["migrate"].migrate.get_config()
         revisions = [r.revision for r in ScriptDirectory.from_config(config).walk_revisions()]
@@ -24,6 +24,7 @@ def test_history_is_users_people_account_security_then_remembered_devices(app):
         "0002_add_person_table",
         "0003_account_security",
         "0004_remembered_devices",
+        "0005_user_email",
     ]
 
 

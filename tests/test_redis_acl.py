@@ -92,7 +92,14 @@ def test_the_monitor_user_reads_statistics_and_nothing_else(redis_url, init_secr
     try:
         assert monitor.ping()
         assert "used_memory" in monitor.info("memory")
+        # what the exporter's --check-single-keys asks of the mail queue and its dead letters
+        admin.rpush("rq:queue:mail", "job-1")
+        assert monitor.execute_command("SELECT", 0)
+        assert monitor.type("rq:queue:mail") == b"list"
+        assert monitor.llen("rq:queue:mail") == 1
+        assert monitor.zcard("rq:failed:mail") == 0
         forbidden = [("GET", "session:abc"), ("CONFIG", "GET", "*"), ("KEYS", "*")]
+        forbidden += [("LRANGE", "rq:queue:mail", 0, -1), ("GET", "rq:job:job-1")]
         forbidden += [("SLOWLOG", "GET"), ("CLIENT", "LIST"), ("MONITOR",)]
         for command in forbidden:
             with pytest.raises(redis.exceptions.NoPermissionError):

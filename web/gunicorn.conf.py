@@ -7,6 +7,9 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
+
+from gunicorn import glogging
 
 
 def _int_env(name: str, default: int) -> int:
@@ -45,6 +48,25 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 access_log_format = (
     '%({x-forwarded-for}i)s via %(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}i)s'
 )
+
+
+class AccessLogger(glogging.Logger):
+    """gunicorn's logger, with a mailed link's token cut out of the logged request line."""
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        from app.logs import loggable_path
+
+        atoms = super().atoms(resp, req, environ, request_time)
+        path = environ.get("PATH_INFO", "")
+        safe = loggable_path(path)
+        if safe != path:
+            atoms["r"] = f"{environ.get('REQUEST_METHOD')} {safe} {environ.get('SERVER_PROTOCOL')}"
+            atoms["U"] = safe
+            atoms["q"] = ""
+        return atoms
+
+
+logger_class = AccessLogger
 
 # The app trusts PROXY_FIX_HOPS proxy (nginx, from PROXY_FIX_TRUSTED only: app/proxies.py)
 # with werkzeug's ProxyFix. gunicorn's own

@@ -46,13 +46,14 @@ SECRETS = {
     "postgres_app_password": ("POSTGRES_APP_PASSWORD", lambda: secrets.token_urlsafe(32)),
     "redis_password": ("REDIS_PASSWORD", lambda: secrets.token_urlsafe(32)),
     "redis_probe_password": ("REDIS_PROBE_PASSWORD", lambda: secrets.token_urlsafe(32)),
+    "redis_jobs_password": ("REDIS_JOBS_PASSWORD", lambda: secrets.token_urlsafe(32)),
     "redis_admin_password": ("REDIS_ADMIN_PASSWORD", lambda: secrets.token_urlsafe(32)),
     # The monitoring exporters' logins: PostgreSQL role `monitor` (pg_monitor, set by
     # `flask access grant`) and Redis user `monitor` (statistics only).
     "postgres_monitor_password": ("POSTGRES_MONITOR_PASSWORD", lambda: secrets.token_urlsafe(32)),
     "redis_monitor_password": ("REDIS_MONITOR_PASSWORD", lambda: secrets.token_urlsafe(32)),
 }
-WEB_SECRETS = ("secret_key", "postgres_app_password", "redis_password")
+WEB_SECRETS = ("secret_key", "postgres_app_password", "redis_password", "redis_jobs_password")
 
 HOUSEKEEPING_SECRETS = ("secret_key", "postgres_owner_password", "redis_password")
 
@@ -70,16 +71,26 @@ REDIS_APP_RULES = (
     "-@all +@read +@write +@connection +@transaction -@dangerous -@admin "
     "+evalsha +script|load +script|exists"
 )
+# `jobs` (web enqueues, worker runs): RQ's keys and its pub/sub channels only. RQ needs INFO
+# for the server version; CLIENT SETNAME names the worker's connection.
+REDIS_JOBS_RULES = (
+    "resetkeys ~rq:* resetchannels &rq:* -@all +@read +@write +@connection +@transaction"
+    " +@pubsub +@scripting -@dangerous -@admin +info +client|setname"
+)
 REDIS_USERS = {
     "app": ("redis_password", REDIS_APP_RULES),
+    "jobs": ("redis_jobs_password", REDIS_JOBS_RULES),
     "probe": ("redis_probe_password", "resetkeys resetchannels -@all +ping"),
     "admin": ("redis_admin_password", "~* &* +@all"),
     # The Prometheus exporter: server statistics (INFO, LATENCY), PING and naming its
-    # connection; no key, and no SLOWLOG or MONITOR, which would show commands' arguments.
+    # connection; the size of the mail queue and its dead-letter list (never their contents:
+    # no command that reads a value is granted); no other key, and no SLOWLOG or MONITOR,
+    # which would show commands' arguments.
     "monitor": (
         "redis_monitor_password",
-        "resetkeys resetchannels -@all +info +ping +client|setname +latency|latest"
-        " +latency|histogram",
+        "resetkeys ~rq:queue:mail ~rq:failed:mail resetchannels -@all +info +ping"
+        " +client|setname +latency|latest +latency|histogram +select +type +llen +zcard"
+        " +memory|usage",
     ),
 }
 

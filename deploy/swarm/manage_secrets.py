@@ -46,6 +46,7 @@ GROUPS = {
             "redis_password": "REDIS_PASSWORD",
             "redis_probe_password": "REDIS_PROBE_PASSWORD",
             "redis_admin_password": "REDIS_ADMIN_PASSWORD",
+            "redis_jobs_password": "REDIS_JOBS_PASSWORD",
         },
     ),
 }

@@ -39,7 +39,7 @@ MONITORING_IMAGES = (
 # The generated secrets, read from the containers before the stack goes down.
 SECRET_FILES = {
     "web": "/run/secrets/app/secret_key /run/secrets/app/postgres_app_password"
-    " /run/secrets/app/redis_password",
+    " /run/secrets/app/redis_password /run/secrets/app/redis_jobs_password",
     "redis": "/run/secrets/redis/admin_password /run/secrets/redis/probe_password",
     "housekeeping": "/run/secrets/app/postgres_owner_password",
     # The exporters' logins (monitoring profile only).
@@ -191,6 +191,7 @@ class Stack:
     def register(self, client: requests.Session, username: str) -> None:
         """Create an account through nginx."""
         form = {"username": username, "password": TEST_PASSWORD, "confirm": TEST_PASSWORD}
+        form["email"] = f"{username}@example.com"
         resp = self.post_form(client, "/register", form)
         assert resp.status_code == 200 and "/login" in resp.url, resp.text[:500]
 
@@ -247,10 +248,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @contextmanager
 def running_stack(
-    tmp_path_factory: pytest.TempPathFactory, prefix: str, profiles: tuple[str, ...] = ()
+    tmp_path_factory: pytest.TempPathFactory,
+    prefix: str,
+    profiles: tuple[str, ...] = (),
+    **settings: str,
 ) -> Iterator[Stack]:
-    """Start a stack (with compose `profiles`); on exit, check its logs hold no secret and
-    remove it with its volumes and images, whatever happened."""
+    """Start a stack (with compose `profiles` and .env-like `settings`); on exit, check its
+    logs hold no secret and remove it with its volumes and images, whatever happened."""
     tmp = tmp_path_factory.mktemp("stack")
     (tmp / "empty.env").write_text("")  # a developer's .env must not leak into the test
     project = f"{prefix}{secrets.token_hex(4)}"
@@ -259,6 +263,8 @@ def running_stack(
         EXPOSE_SERVED_BY="1",
         WEB_CONCURRENCY="2",  # two workers per replica: enough here, and quick to boot
         PROMETHEUS_PORT=str(free_port()),  # used by the monitoring profile only
+        MAIL_UI_PORT=str(free_port()),  # used by the mail profile only
+        **settings,
     )
     https_port, http_port = int(env["HTTPS_PORT"]), int(env["HTTP_PORT"])
     stack = Stack(project, env, https_port, http_port, tmp, profiles=profiles)

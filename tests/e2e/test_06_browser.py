@@ -88,7 +88,8 @@ def test_a_person_registers_logs_in_sets_preferences_and_logs_out(stack: Stack, 
 
     shoot(driver, "home")
     driver.get(base + "/register")
-    form = {"username": username, "password": TEST_PASSWORD, "confirm": TEST_PASSWORD}
+    form = {"username": username, "email": f"{username}@example.com"}
+    form |= {"password": TEST_PASSWORD, "confirm": TEST_PASSWORD}
     submit(driver, form, then_shows="Your account is ready")
     assert driver.current_url == base + "/login"
     assert "Your account is ready" in driver.page_source
@@ -134,11 +135,13 @@ def test_every_main_page_fits_a_360px_phone(stack: Stack, browser) -> None:
         driver.delete_all_cookies()  # a new visitor: default theme and language
         assert driver.execute_script("return window.innerWidth") <= 400
         driver.get(base + "/register")
-        form = {"username": username, "password": TEST_PASSWORD, "confirm": TEST_PASSWORD}
+        form = {"username": username, "email": f"{username}@example.com"}
+        form |= {"password": TEST_PASSWORD, "confirm": TEST_PASSWORD}
         submit(driver, form, then_shows="Your account is ready")
         submit(driver, {"username": username, "password": TEST_PASSWORD}, then_shows="Welcome")
         for path in ("/", "/login", "/register", "/dashboard", "/account", "/people",
-                     "/people/new", "/preferences", "/account/password"):  # fmt: skip
+                     "/people/new", "/preferences", "/account/password", "/account/email",
+                     "/password/forgot", "/password/reset/not-a-token"):  # fmt: skip
             driver.get(base + path)
             overflow = driver.execute_script(
                 "return document.documentElement.scrollWidth - window.innerWidth"

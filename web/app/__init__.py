@@ -69,7 +69,7 @@ def redis_client(url: str) -> redis.Redis:
 
 def register_extensions(app: Flask) -> None:
     """Bind the session store, the extensions and the hashing slots to the app."""
-    from . import dbpool, sessions
+    from . import dbpool, i18n, jobs, sessions
     from .auth.loader import register_user_loader
 
     client = redis_client(app.config["REDIS_URL"])
@@ -84,6 +84,8 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     login_manager.init_app(app)
     register_user_loader(login_manager)
+    jobs.init_app(app)
+    i18n.init_app(app)
 
     app.extensions["hashing_slots"] = threading.BoundedSemaphore(
         app.config["BCRYPT_MAX_CONCURRENCY"]
@@ -99,8 +101,18 @@ def register_blueprints(app: Flask) -> None:
     from .main.routes import bp as main_bp
     from .people.routes import bp as people_bp
     from .preferences.routes import bp as preferences_bp
+    from .recovery.routes import bp as recovery_bp
 
-    for blueprint in (main_bp, auth_bp, account_bp, people_bp, preferences_bp, demo_bp, health_bp):
+    for blueprint in (
+        main_bp,
+        auth_bp,
+        recovery_bp,
+        account_bp,
+        people_bp,
+        preferences_bp,
+        demo_bp,
+        health_bp,
+    ):
         app.register_blueprint(blueprint)
 
 
@@ -114,15 +126,13 @@ def register_error_handlers(app: Flask) -> None:
 def register_request_hooks(app: Flask) -> None:
     """Refuse NUL input, expose preferences to templates, and mark signed-in pages no-store."""
     from . import inputs
-    from .i18n import translator
     from .preferences.cookies import current_preferences
 
     inputs.register(app)
 
     @app.context_processor
     def inject_preferences() -> dict[str, Any]:
-        prefs = current_preferences()
-        return {"prefs": prefs, "_": translator(prefs.language)}
+        return {"prefs": current_preferences()}
 
     @app.template_filter("timestamp")
     def timestamp(value: float) -> str:
@@ -151,8 +161,10 @@ def register_commands(app: Flask) -> None:
     """Add the operator commands (`flask sessions ...`, `flask access ...`, `flask auth-events`)."""
     from .access import access_cli
     from .cli import sessions_cli
+    from .jobs import jobs_cli
     from .retention import auth_events_cli
 
     app.cli.add_command(sessions_cli)
+    app.cli.add_command(jobs_cli)
     app.cli.add_command(access_cli)
     app.cli.add_command(auth_events_cli)

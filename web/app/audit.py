@@ -20,6 +20,9 @@ EVENTS = {
     "password_changed": "Password changed",
     "password_check_failed": "Wrong password given to confirm an action",
     "device_forgotten": "Remembered device forgotten",
+    "password_reset": "Password reset by email",
+    "email_verified": "Email address verified",
+    "email_changed": "Email address changed",
     "session_ended": "Session ended",
     "other_sessions_ended": "Other sessions ended",
 }

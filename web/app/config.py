@@ -48,15 +48,38 @@ def database_url(env: Mapping[str, str]) -> str | None:
 
 def redis_url(env: Mapping[str, str]) -> str | None:
     """Return REDIS_URL, or build it from REDIS_* (user and password percent-encoded)."""
-    url = value_or_file(env, "REDIS_URL")
+    return _redis_user_url(env, "REDIS_URL", "REDIS_PASSWORD", env.get("REDIS_USER", ""))
+
+
+def jobs_redis_url(env: Mapping[str, str]) -> str | None:
+    """Return JOBS_REDIS_URL, or the `jobs` Redis user's URL from REDIS_JOBS_PASSWORD(_FILE);
+    None (then REDIS_URL is used) when neither is set, as in development and tests."""
+    return _redis_user_url(env, "JOBS_REDIS_URL", "REDIS_JOBS_PASSWORD", "jobs")
+
+
+def _redis_user_url(
+    env: Mapping[str, str], url_name: str, password_name: str, user: str
+) -> str | None:
+    """Return `url_name`, or the URL of Redis user `user` with `password_name`(_FILE)."""
+    url = value_or_file(env, url_name)
     if url:
         return url
-    password = value_or_file(env, "REDIS_PASSWORD")
+    password = value_or_file(env, password_name)
     if password is None:
         return None
-    user = quote(env.get("REDIS_USER", ""), safe="")
     host, port = text(env, "REDIS_HOST", "redis"), integer(env, "REDIS_PORT", 6379, minimum=1)
-    return f"redis://{user}:{quote(password, safe='')}@{host}:{port}/{integer(env, 'REDIS_DB', 0)}"
+    credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    return f"redis://{credentials}@{host}:{port}/{integer(env, 'REDIS_DB', 0)}"
+
+
+def retry_intervals(env: Mapping[str, str]) -> list[int]:
+    """Return JOBS_RETRY_INTERVALS: seconds before each retry of a failed job."""
+    raw = text(env, "JOBS_RETRY_INTERVALS", "30,120,600,1800,3600")
+    try:
+        return [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        message = f"JOBS_RETRY_INTERVALS must be seconds separated by commas: {raw!r}"
+        raise ConfigError(message) from None
 
 
 def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -81,6 +104,24 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # A pooled connection idle this long is pinged before use (dbpool.py).
         "DB_PING_AFTER_IDLE": number(env, "DB_PING_AFTER_IDLE", 1.0),
         "REDIS_URL": redis_url(env),
+        # Background jobs (app/jobs.py) and mail (app/mail.py).
+        "JOBS_REDIS_URL": jobs_redis_url(env),
+        "JOBS_RETRY_INTERVALS": retry_intervals(env),
+        "JOBS_FAILED_TTL": integer(env, "JOBS_FAILED_TTL", 14 * 86400, minimum=3600),
+        "JOBS_HEARTBEAT_PATH": text(env, "JOBS_HEARTBEAT_PATH", ""),
+        "SMTP_HOST": text(env, "SMTP_HOST", "localhost"),
+        "SMTP_PORT": integer(env, "SMTP_PORT", 587, minimum=1),
+        "SMTP_USER": text(env, "SMTP_USER", ""),
+        "SMTP_PASSWORD": value_or_file(env, "SMTP_PASSWORD"),
+        "SMTP_SECURITY": text(env, "SMTP_SECURITY", "starttls"),
+        "MAIL_FROM": text(env, "MAIL_FROM", "Flask stack <no-reply@localhost>"),
+        # Links in mail; empty: https://<SERVER_NAME> (derive). Never the request's Host.
+        "SITE_URL": text(env, "SITE_URL", ""),
+        "SITE_NAME": text(env, "SITE_NAME", "Flask stack"),
+        "EMAIL_VERIFY_MAX_AGE": integer(env, "EMAIL_VERIFY_MAX_AGE", 24 * 3600, minimum=60),
+        "PASSWORD_RESET_MAX_AGE": integer(env, "PASSWORD_RESET_MAX_AGE", 30 * 60, minimum=60),
+        # "Forgot password" answers no sooner than this, known address or not (recovery/).
+        "FORGOT_MIN_SECONDS": number(env, "FORGOT_MIN_SECONDS", 0.05),
         "LOG_LEVEL": text(env, "LOG_LEVEL", "INFO").upper(),
         # json: one JSON object per line (app/logs.py), for log shippers; text: for people.
         # Empty: json in production, text elsewhere (derive).
@@ -136,6 +177,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "RATELIMIT_KEY_PREFIX": "ratelimit",
         "RATELIMIT_LOGIN": text(env, "RATELIMIT_LOGIN", "10/minute;100/hour"),
         "RATELIMIT_REGISTER": text(env, "RATELIMIT_REGISTER", "5/minute;30/hour"),
+        # "Forgot password" requests per client address and per address asked about.
+        "RATELIMIT_FORGOT": text(env, "RATELIMIT_FORGOT", "5/minute;20/hour"),
+        "RATELIMIT_FORGOT_EMAIL": text(env, "RATELIMIT_FORGOT_EMAIL", "3/hour;10/day"),
         # Failed password checks (auth/lockout.py): per account and address (or per recognised
         # browser), strict; per account from browsers it has not signed in from, growing.
         "RATELIMIT_ACCOUNT_ADDRESS_FAILURES": text(
@@ -168,6 +212,8 @@ def derive(config: Mapping[str, Any]) -> dict[str, Any]:
         "REMEMBER_COOKIE_SECURE": secure,
         "REMEMBER_COOKIE_DURATION": timedelta(days=config["REMEMBER_COOKIE_DAYS"]),
         "RATELIMIT_STORAGE_URI": config["REDIS_URL"],
+        "JOBS_REDIS_URL": config["JOBS_REDIS_URL"] or config["REDIS_URL"],
+        "SITE_URL": config["SITE_URL"] or f"https://{(extra or ['localhost'])[0]}",
         # Host names to answer (others get 400); None answers any, outside production.
         "TRUSTED_HOSTS": (
             None
@@ -222,6 +268,10 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError("SESSION_IDLE_TIMEOUT must not exceed SESSION_ABSOLUTE_TIMEOUT")
     if config["SESSION_TOUCH_INTERVAL"] * 2 > config["SESSION_IDLE_TIMEOUT"]:
         raise ConfigError("SESSION_TOUCH_INTERVAL must be at most half of SESSION_IDLE_TIMEOUT")
+    if config["SMTP_SECURITY"] not in ("starttls", "tls", "none"):
+        raise ConfigError(
+            f"SMTP_SECURITY must be starttls, tls or none, not {config['SMTP_SECURITY']!r}"
+        )
     if config["PROXY_FIX_HOPS"] not in (0, 1):
         # nginx overwrites X-Forwarded-For with the one address it trusts (a front proxy's
         # client, through its realip module): there is never more than one hop to believe.

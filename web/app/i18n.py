@@ -1,43 +1,49 @@
-"""A small catalogue for the interface's own words, in English and French.
+"""Languages: Flask-Babel with gettext catalogues in web/app/translations (English is the
+source language, French is complete).
 
-Two languages and a few dozen phrases do not justify a gettext tool chain; a project that grows
-more languages should move to Flask-Babel, keeping these English strings as the message ids.
+The language of a request is the visitor's preference cookie, else the best match of their
+Accept-Language (preferences/cookies.py). Templates use `_()` / `{% trans %}`, Python code
+`gettext` / `ngettext` (plural forms from the catalogue). Mail is rendered in the request,
+so it is written in the language of the person who asked for it.
+
+Update the catalogues after changing a string: `make translations` (pybabel extract, update,
+then compile; the .po and .mo files are committed, and a test checks they agree).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from pathlib import Path
+
+from flask import Flask
+
+from .extensions import babel
 
 LANGUAGES = {"en": "English", "fr": "Français"}
-
-FRENCH = {
-    "Home": "Accueil",
-    "Dashboard": "Tableau de bord",
-    "People": "Contacts",
-    "Preferences": "Préférences",
-    "Account": "Compte",
-    "Log in": "Se connecter",
-    "Log out": "Se déconnecter",
-    "Register": "Créer un compte",
-    "Welcome": "Bienvenue",
-    "Theme": "Thème",
-    "Language": "Langue",
-    "Light": "Clair",
-    "Dark": "Sombre",
-    "Save": "Enregistrer",
-    "Your people": "Vos contacts",
-    "Add a person": "Ajouter un contact",
-    "Download as CSV": "Télécharger en CSV",
-    "Sessions": "Sessions",
-    "Recent activity": "Activité récente",
-    "Change password": "Changer le mot de passe",
-    "Delete account": "Supprimer le compte",
-    "A production-grade Flask stack": "Une pile Flask prête pour la production",
-}
-CATALOGUES = {"fr": FRENCH}
+TRANSLATIONS = Path(__file__).with_name("translations")
 
 
-def translator(language: str) -> Callable[[str], str]:
-    """Return the `_` function templates use for `language` (English is the fallback)."""
-    catalogue = CATALOGUES.get(language, {})
-    return lambda text: catalogue.get(text, text)
+def N_(message: str) -> str:
+    """Mark `message` for extraction; it is translated where a template looks it up."""
+    return message
+
+
+# Words templates translate through a variable (`_(prefs.theme.title())`), which pybabel
+# cannot see there.
+THEME_NAMES = (N_("Light"), N_("Dark"))
+
+
+def select_locale() -> str:
+    """Return the request's language (Flask-Babel asks once per request)."""
+    from .preferences.cookies import current_preferences
+
+    return current_preferences().language
+
+
+def init_app(app: Flask) -> None:
+    """Bind Flask-Babel: its `_`, `gettext` and `ngettext` reach every template."""
+    babel.init_app(
+        app,
+        default_locale="en",
+        default_translation_directories=str(TRANSLATIONS),
+        locale_selector=select_locale,
+    )

@@ -3,7 +3,8 @@
 In JSON, every request gets one line (logger `app.request`) with the id nginx gave it
 (X-Request-ID, so it joins nginx's own line), and app events (login, logout, session ended,
 rate limited...) get one line each (logger `app.event`). Only the fields named here are
-ever written: never a password, a session id, a CSRF token, a cookie or a query string.
+ever written: never a password, a session id, a CSRF token, a cookie or a query string, and
+a mailed link's token is cut out of the path (`loggable_path`; nginx and gunicorn do the same).
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ HANDLER_NAME = "app"
 # (a client reaching gunicorn directly must not write arbitrary text into the logs).
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 REPLICA = socket.gethostname()
+# Paths whose last segment is a mailed link's token (a credential for minutes to hours): the
+# routes with a <token> variable. nginx.conf's $request_path map says the same in PCRE.
+TOKEN_PATH = re.compile(r"^/(password/reset|email/verify|email/confirm)/[^/?\s]+")
+
+
+def loggable_path(path: str) -> str:
+    """Return `path` with a mailed link's token replaced by `<token>`."""
+    return TOKEN_PATH.sub(r"/\1/<token>", path)
+
 
 request_log = logging.getLogger("app.request")
 event_log = logging.getLogger("app.event")
@@ -87,9 +97,10 @@ def signed_in_user() -> int | None:
     return int(identity["uid"]) if identity else None
 
 
-def event(name: str, message: str, **fields: Any) -> None:
+def event(name: str, message: str, **extra: Any) -> None:
     """Log an app event (login, logout, rate_limited...) with the request's id and path."""
-    fields = {"event": name, "request_id": request_id(), "path": request.path, **fields}
+    fields = {"event": name, "request_id": request_id(), "path": loggable_path(request.path)}
+    fields |= extra
     event_log.info(message, extra={"fields": fields})
 
 
@@ -104,7 +115,8 @@ def _finished(sender: Flask, response: Response, **extra: Any) -> None:
     fields = {
         "request_id": request_id(),
         "method": request.method,
-        "path": request.path,  # no query string: it may carry what must not be logged
+        # No query string, no token: either may carry what must not be logged.
+        "path": loggable_path(request.path),
         "endpoint": request.endpoint,
         "status": status,
         "duration_s": round(time.perf_counter() - started, 4) if started else None,
@@ -114,4 +126,6 @@ def _finished(sender: Flask, response: Response, **extra: Any) -> None:
         event("rate_limited", "rate limited", endpoint=request.endpoint, user_id=fields["user_id"])
     # In text mode gunicorn's access log already has a line per request (gunicorn.conf.py).
     if sender.config["LOG_FORMAT"] == "json":
-        request_log.info("%s %s %s", request.method, request.path, status, extra={"fields": fields})
+        request_log.info(
+            "%s %s %s", request.method, fields["path"], status, extra={"fields": fields}
+        )

@@ -21,6 +21,7 @@ from .extensions import db
 
 USERNAME_MAX = 32
 USERNAME_KEY_MAX = USERNAME_MAX * 3  # NFKC may expand a name; the form checks this
+EMAIL_MAX = 254  # RFC 5321's limit on a forward path
 DEVICE_LABEL_MAX = 120
 ADDRESS_MAX = 45  # the longest textual IPv6 address
 
@@ -33,6 +34,14 @@ def utcnow() -> datetime:
 def username_key(username: str) -> str:
     """Return the case- and width-insensitive form usernames are unique under."""
     return unicodedata.normalize("NFKC", username).casefold()
+
+
+def email_key(email: str) -> str:
+    """Return the form addresses are unique under: NFKC, case-folded, no surrounding space.
+
+    The local part is case-sensitive in theory, never in practice: one person, one address.
+    """
+    return unicodedata.normalize("NFKC", email.strip()).casefold()
 
 
 def token_hash(token: str) -> str:
@@ -52,6 +61,11 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     # Unused since remember-me became per device (0004); kept nullable for one release so
     # replicas of the previous release keep working during a rolling deploy, then dropped.
     remember_token: Mapped[str | None] = mapped_column(sa.String(64), deferred=True)
+    # Nullable for accounts made before addresses existed (they are asked to add one); every
+    # new account has one. Unique under email_key. Reset links go to verified addresses only.
+    email: Mapped[str | None] = mapped_column(sa.String(EMAIL_MAX))
+    email_key: Mapped[str | None] = mapped_column(sa.String(EMAIL_MAX), unique=True)
+    email_verified_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
     people: Mapped[list[Person]] = relationship(
@@ -74,6 +88,15 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     def get_id(self) -> str:
         """Return the id Flask-Login keeps in the session (remember-me is per device)."""
         return str(self.id)
+
+    @property
+    def verified_email(self) -> str | None:
+        """Return the address mail may go to, if it is verified."""
+        return self.email if self.email and self.email_verified_at else None
+
+    def set_email(self, email: str) -> None:
+        """Set a new, unverified address."""
+        self.email, self.email_key, self.email_verified_at = email.strip(), email_key(email), None
 
 
 class Person(db.Model):  # type: ignore[name-defined,misc]

@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, SubmitField
 from wtforms.validators import DataRequired
 
-from ..auth.forms import new_password_fields
+from ..auth.forms import email_field, new_password_fields
 from ..validators import checkable_password
 
 
@@ -29,3 +29,11 @@ class EndSessionForm(FlaskForm):
     """An empty form whose CSRF token guards ending sessions."""
 
     submit = SubmitField("End")
+
+
+class EmailChangeForm(FlaskForm):
+    """The new address and the password."""
+
+    email = email_field("New email address")
+    password = PasswordField("Password", validators=[DataRequired(), checkable_password])
+    submit = SubmitField("Send a confirmation link")

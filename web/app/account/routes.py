@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, fresh_login_required, login_required
 
 from .. import audit
@@ -13,7 +15,7 @@ from ..auth.lockout import failure_budgets
 from ..auth.remember import devices_of, this_device
 from ..extensions import limiter
 from ..sessions import current_sid, list_sessions, session_handle
-from .forms import DeleteAccountForm, EndSessionForm, PasswordChangeForm
+from .forms import DeleteAccountForm, EmailChangeForm, EndSessionForm, PasswordChangeForm
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -36,6 +38,7 @@ def index() -> ResponseReturnValue:
         "account/index.html",
         sessions=list_sessions(current_user.id, current=current_sid()),
         devices=devices_of(current_user.id),
+        account=service.current_account(),
         this_device=this_device(),
         events=audit.recent(current_user),
         event_names=audit.EVENTS,
@@ -50,7 +53,7 @@ def end_one(handle: str) -> ResponseReturnValue:
         return redirect(url_for("auth.logout"))  # ending this session is logging out
     if not service.end_one_session(current_user, handle):
         abort(404, description="That session has already ended.")
-    flash("The session has ended.", "success")
+    flash(_("The session has ended."), "success")
     return redirect(url_for("account.index"))
 
 
@@ -59,7 +62,7 @@ def forget_device(device_id: int) -> ResponseReturnValue:
     """Forget a remembered device: its remember-me cookie stops working, its sessions end."""
     if not service.forget_device(current_user, device_id):
         abort(404, description="That device is not remembered.")
-    flash("The device is forgotten.", "success")
+    flash(_("The device is forgotten."), "success")
     return redirect(url_for("account.index"))
 
 
@@ -67,7 +70,9 @@ def forget_device(device_id: int) -> ResponseReturnValue:
 def end_others() -> ResponseReturnValue:
     """End every other session and every remember-me cookie; this one stays."""
     ended, _ = service.end_other_sessions(service.current_account())
-    flash(f"Ended {ended} other session{'s' if ended != 1 else ''}.", "success")
+    flash(
+        ngettext("Ended %(num)d other session.", "Ended %(num)d other sessions.", ended), "success"
+    )
     return redirect(url_for("account.index"))
 
 
@@ -83,9 +88,29 @@ def password() -> ResponseReturnValue:
         if not service.change_password(user, form.current.data, form.password.data):
             form.current.errors.append("That is not your current password.")
             return render_template("account/password.html", form=form), 422
-        flash("Password changed. Your other sessions have ended.", "success")
+        flash(_("Password changed. Your other sessions have ended."), "success")
         return redirect(url_for("account.index"))
     return render_template("account/password.html", form=form), 422 if form.errors else 200
+
+
+@bp.route("/email", methods=["GET", "POST"])
+@limiter.limit(password_limit, methods=["POST"])
+@failure_budgets
+def email() -> ResponseReturnValue:
+    """Change (or add) the email address: a link to the new one confirms it."""
+    form = EmailChangeForm()
+    if form.validate_on_submit():
+        user = service.current_account()
+        sent = service.request_email_change(user, form.password.data, form.email.data)
+        if sent is None:
+            form.password.errors.append("That is not your password.")
+            return render_template("account/email.html", form=form), 422
+        if not sent:
+            form.email.errors.append("That address belongs to another account.")
+            return render_template("account/email.html", form=form), 422
+        flash(_("A confirmation link is on its way to the new address."), "success")
+        return redirect(url_for("account.index"))
+    return render_template("account/email.html", form=form), 422 if form.errors else 200
 
 
 @bp.route("/delete", methods=["GET", "POST"])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms.validators import DataRequired, Email, EqualTo, Length
 
+from ..models import EMAIL_MAX
 from ..passwords import HINT
 from ..validators import checkable_password, new_password, valid_username
 
@@ -23,10 +24,25 @@ def new_password_fields() -> tuple[PasswordField, PasswordField]:
     return password, confirm
 
 
+def email_field(label: str = "Email address") -> StringField:
+    """Return an email address field: well-formed, at most 254 characters."""
+    return StringField(
+        label,
+        validators=[
+            DataRequired(),
+            Length(max=EMAIL_MAX),
+            Email(message="Enter an email address, such as name@example.com."),
+        ],
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        render_kw={"autocomplete": "email", "type": "email"},
+    )
+
+
 class RegisterForm(FlaskForm):
-    """Choose a username and a password."""
+    """Choose a username, give an email address and choose a password."""
 
     username = StringField("Username", validators=[DataRequired(), valid_username])
+    email = email_field()
     password, confirm = new_password_fields()
     submit = SubmitField("Create account")
 
@@ -44,3 +60,23 @@ class LogoutForm(FlaskForm):
     """An empty form: its CSRF token is what makes logging out deliberate."""
 
     submit = SubmitField("Log out")
+
+
+class ForgotPasswordForm(FlaskForm):
+    """The address a reset link should go to."""
+
+    email = email_field()
+    submit = SubmitField("Send me a link")
+
+
+class ResetPasswordForm(FlaskForm):
+    """A new password, twice."""
+
+    password, confirm = new_password_fields()
+    submit = SubmitField("Set the new password")
+
+
+class ConfirmForm(FlaskForm):
+    """An empty form: a button that confirms what its page says."""
+
+    submit = SubmitField("Confirm")

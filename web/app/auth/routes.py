@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import current_user, login_fresh, login_required
 
 from ..extensions import limiter
@@ -17,6 +18,7 @@ bp = Blueprint("auth", __name__)
 
 INVALID_LOGIN = "Invalid username or password."
 TAKEN = "That username is taken."
+EMAIL_TAKEN = "That email address belongs to another account."
 
 
 def safe_next(target: str | None) -> str | None:
@@ -35,10 +37,16 @@ def register() -> ResponseReturnValue:
     """Create an account, then send the user to log in."""
     form = RegisterForm()
     if form.validate_on_submit():
-        if service.register(form.username.data, form.password.data) is not None:
-            flash("Your account is ready. Please log in.", "success")
+        created = service.register(form.username.data, form.email.data, form.password.data)
+        if not isinstance(created, str):
+            flash(
+                _("Your account is ready: a link to verify your address is on its way."), "success"
+            )
             return redirect(url_for("auth.login"))
-        form.username.errors.append(TAKEN)
+        if created == "email":
+            form.email.errors.append(EMAIL_TAKEN)
+        else:
+            form.username.errors.append(TAKEN)
     return render_template("auth/register.html", form=form), 422 if form.errors else 200
 
 
@@ -72,5 +80,5 @@ def logout() -> ResponseReturnValue:
     if not form.validate_on_submit():
         return render_template("auth/logout.html", form=form), 400
     service.log_out(service.current_account())
-    flash("You are logged out.", "success")
+    flash(_("You are logged out."), "success")
     return redirect(url_for("main.index"))

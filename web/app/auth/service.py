@@ -1,5 +1,6 @@
 """Every credential operation, in one place: register, log in, log out, change the password,
-delete the account, end sessions, forget remembered devices.
+reset it by mail, verify and change the email address, delete the account, end sessions,
+forget remembered devices. Notices go to the verified address (mail.py, sent by the worker).
 
 Views validate their forms and call these; each function commits its own work. Passwords are
 hashed and checked through passwords.py only, and sessions end through sessions/ only.
@@ -13,15 +14,18 @@ the timing, none that checked a revoked credential keeps a session.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
-from flask import after_this_request, current_app, session
+from flask import after_this_request, current_app, request, session
 from flask.wrappers import Response
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 
-from .. import audit, passwords
+from .. import audit, mail, passwords, tokens
+from ..config import now
+from ..devices import device_label
 from ..extensions import db
-from ..models import RememberedDevice, User, username_key
+from ..models import RememberedDevice, User, email_key, username_key
 from ..sessions import (
     current_sid,
     end_current_session,
@@ -33,7 +37,7 @@ from ..sessions import (
     session_epoch,
     start_authenticated,
 )
-from .lockout import check_passed, check_started, recognise_browser
+from .lockout import check_passed, check_started, recognise_browser, recognised_nonce
 from .remember import remember_device, set_remember_cookie, this_device
 
 
@@ -48,22 +52,143 @@ def current_account() -> User:
     return user if isinstance(user, User) else db.get_or_404(User, user.id)
 
 
-def register(username: str, password: str) -> User | None:
-    """Create an account; None if the username is taken (also when two register it at once)."""
+def find_by_email(email: str) -> User | None:
+    """Return the user with this address (case-insensitive), or None."""
+    return db.session.scalar(db.select(User).where(User.email_key == email_key(email)))
+
+
+def register(username: str, email: str, password: str) -> User | str:
+    """Create an account and mail a verification link; else return which field is taken,
+    "username" or "email" (also when two register them at once)."""
     if find_user(username) is not None:
-        return None
+        return "username"
+    if find_by_email(email) is not None:
+        return "email"
     user = User(
         username=username,
         username_key=username_key(username),
         password_hash=passwords.hash_password(password),
     )
+    user.set_email(email)
     db.session.add(user)
     try:
         db.session.commit()
-    except IntegrityError:  # the unique constraint decides between simultaneous sign-ups
+    except IntegrityError as error:  # a unique constraint decides between simultaneous sign-ups
+        db.session.rollback()
+        constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", "")
+        return "email" if constraint == "uq_users_email_key" else "username"
+    current_app.logger.info("account created: user id %s", user.id)
+    send_verification(user)
+    return user
+
+
+def _when() -> datetime:
+    return datetime.fromtimestamp(now(current_app.config), UTC)
+
+
+def _notice(user: User, template: str, **context: object) -> None:
+    """Tell the user what happened, at their verified address (nothing if none)."""
+    if user.verified_email:
+        where = {"device": device_label(request.user_agent.string), "ip": request.remote_addr}
+        mail.send(
+            user.verified_email,
+            template,
+            username=user.username,
+            sessions_url=mail.link("account.index"),
+            **where,
+            **context,
+        )
+
+
+def send_verification(user: User) -> None:
+    """Mail a link that verifies the user's (unverified) address."""
+    if user.email and not user.email_verified_at:
+        url = mail.link("recovery.verify_email", token=tokens.make(user, "verify"))
+        mail.send(user.email, "verify", username=user.username, url=url)
+
+
+def verify_email(token: str) -> User | None:
+    """Mark the address of a valid verification link verified; None if the link is not."""
+    found = tokens.load("verify", token)
+    if found is None:
+        return None
+    user, _ = found
+    user.email_verified_at = _when()
+    audit.record(user, "email_verified")
+    db.session.commit()
+    return user
+
+
+def request_password_reset(email: str) -> None:
+    """Mail a reset link if `email` is an account's verified address; otherwise do nothing.
+
+    Either way the request costs one query (and the enqueue is one Redis command): the
+    answer, its status and its timing are the same for known and unknown addresses.
+    """
+    user = find_by_email(email)
+    if user is not None and user.verified_email:
+        url = mail.link("recovery.reset_password", token=tokens.make(user, "reset"))
+        mail.send(user.verified_email, "reset", username=user.username, url=url)
+
+
+def reset_password(token: str, new: str) -> User | None:
+    """Set a new password from a valid reset link: every session and remembered device of the
+    account ends, and the user is told. None if the link is expired, used or forged."""
+    found = tokens.load("reset", token)
+    if found is None:
+        return None
+    user, _ = found
+    user.password_hash = passwords.hash_password(new)  # the link dies with the old hash
+    audit.record(user, "password_reset")
+    end_all_sessions([user])  # commits
+    _notice(user, "password-reset-notice")
+    return user
+
+
+def request_email_change(user: User, password: str, new: str) -> bool | None:
+    """Mail a confirmation link to `new` if the password is right; False if the address is
+    another account's, None if the password is wrong."""
+    if not check_password(user, password):
+        return None
+    taken = find_by_email(new)
+    if taken is not None and taken.id != user.id:
+        check_passed()
+        return False
+    url = mail.link("recovery.confirm_email", token=tokens.make(user, "email-change", new))
+    mail.send(new.strip(), "email-change", username=user.username, url=url, new=new.strip())
+    check_passed()
+    return True
+
+
+def confirm_email_change(token: str) -> User | None:
+    """Apply a confirmed address change (verified, since the link reached it) and tell the old
+    address; None if the link is expired, used or forged, or the address was taken since."""
+    found = tokens.load("email-change", token)
+    if found is None:
+        return None
+    user, new = found
+    old = user.verified_email
+    taken = find_by_email(new)
+    if taken is not None and taken.id != user.id:
+        return None
+    user.set_email(new)
+    user.email_verified_at = _when()
+    audit.record(user, "email_changed")
+    try:
+        db.session.commit()
+    except IntegrityError:  # taken at the same moment
         db.session.rollback()
         return None
-    current_app.logger.info("account created: user id %s", user.id)
+    if old and email_key(old) != user.email_key:
+        where = {"device": device_label(request.user_agent.string), "ip": request.remote_addr}
+        mail.send(
+            old,
+            "email-changed-notice",
+            username=user.username,
+            new=new,
+            **where,
+            sessions_url=mail.link("account.index"),
+        )
     return user
 
 
@@ -106,6 +231,8 @@ def log_in(user: User, remember: bool, epoch: int) -> None:
     start_authenticated(user.id, user.username, epoch, remembered=device)
     if payload:
         set_remember_cookie(payload)
+    if recognised_nonce() is None:
+        _notice(user, "new-device-notice")
     recognise_browser(user.username)
     check_passed()
 
@@ -144,6 +271,7 @@ def change_password(user: User, current: str, new: str) -> bool:
     user.password_hash = passwords.hash_password(new)
     _, epoch = end_other_sessions(user, event="password_changed")
     rotate_current_session(epoch)
+    _notice(user, "password-changed-notice")
     check_passed()
     return True
 

@@ -7,6 +7,7 @@ import io
 
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..extensions import db
@@ -52,7 +53,7 @@ def create() -> ResponseReturnValue:
         person.email = person.email or None
         db.session.add(person)
         db.session.commit()
-        flash(f"Added {person.name}.", "success")
+        flash(_("Added %(name)s.", name=person.name), "success")
         return redirect(url_for("people.index"))
     return render_template("people/form.html", form=form, person=None), 422 if form.errors else 200
 
@@ -66,7 +67,7 @@ def edit(person_id: int) -> ResponseReturnValue:
         form.populate_obj(person)
         person.email = person.email or None
         db.session.commit()
-        flash(f"Saved {person.name}.", "success")
+        flash(_("Saved %(name)s.", name=person.name), "success")
         return redirect(url_for("people.index"))
     status = 422 if form.errors else 200
     return render_template("people/form.html", form=form, person=person), status
@@ -78,7 +79,7 @@ def delete(person_id: int) -> ResponseReturnValue:
     person = owned_person_or_404(person_id)
     db.session.delete(person)
     db.session.commit()
-    flash(f"Deleted {person.name}.", "success")
+    flash(_("Deleted %(name)s.", name=person.name), "success")
     return redirect(url_for("people.index"))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, make_response, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from wtforms import RadioField, SubmitField
 from wtforms.fields.choices import SelectChoice
@@ -30,7 +31,7 @@ def preferences() -> ResponseReturnValue:
     if form.validate_on_submit():
         response = make_response(redirect(url_for("preferences.preferences")))
         store_preferences(response, Preferences(form.theme.data, form.language.data))
-        flash("Preferences saved.", "success")
+        flash(_("Preferences saved."), "success")
         return response
     status = 422 if form.errors else 200
     return render_template("preferences/preferences.html", form=form), status

@@ -1,0 +1,1 @@
+"""Account recovery by email: forgot and reset password, verify and confirm addresses."""
