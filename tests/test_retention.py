@@ -126,3 +126,31 @@ def test_the_housekeeping_process_stops_cleanly_on_sigterm(base_config, redis_ur
             assert "auth_events: stopped" in proc.stderr.read()
         finally:
             proc.kill()
+
+
+def test_a_failed_run_clears_the_heartbeat_and_is_retried_soon(
+    make_app, tmp_path, monkeypatch, caplog
+):
+    import app.retention as retention
+
+    monkeypatch.setattr(retention, "RETRY_SECONDS", 0.05)
+    down = make_app(SQLALCHEMY_DATABASE_URI="postgresql+psycopg://x:y@127.0.0.1:1/none")
+    heartbeat = tmp_path / "pruned"
+    heartbeat.touch()  # the previous run had succeeded
+    stop = threading.Event()
+
+    def loop() -> None:
+        with down.app_context():
+            run_every(6, stop, heartbeat)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    with caplog.at_level("WARNING", logger="app.retention"):
+        thread.start()
+        deadline = datetime.now(UTC) + timedelta(seconds=10)
+        while len(caplog.records) < 2 and datetime.now(UTC) < deadline:
+            threading.Event().wait(0.05)
+        stop.set()
+        thread.join(5)
+    assert len(caplog.records) >= 2  # retried within seconds, not in 6 hours
+    assert "prune failed" in caplog.records[0].getMessage()
+    assert not heartbeat.exists()  # unhealthy until a run succeeds

@@ -151,7 +151,11 @@ from app.config import load_config
 r = redis.Redis.from_url(load_config()["REDIS_URL"])
 r.set("session:acl-probe", "1", ex=5)
 print("data-ok")
-for command in (("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*"), ("GET", "other:key")):
+script = r.register_script("return redis.call([[GET]], KEYS[1])")
+print("script-ok" if script(["session:acl-probe"]) == b"1" else "script-wrong")
+forbidden = (("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*"), ("GET", "other:key"),
+             ("EVAL", "return 1", "0"), ("SCRIPT", "FLUSH"), ("FUNCTION", "LIST"))
+for command in forbidden:
     try:
         r.execute_command(*command)
         print("allowed", command[0])
@@ -162,9 +166,57 @@ for command in (("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*"), ("GET", "o
 
 def test_the_apps_redis_user_cannot_flush_configure_or_list_keys(stack: Stack) -> None:
     out = stack.exec("web", f"python -c '{APP_REDIS_PROBE}'").split()
-    assert out == ["data-ok", "denied", "denied", "denied", "denied"]
+    assert out == ["data-ok", "script-ok", *["denied"] * 7]
     assert "PONG" in stack.redis("ping", user="probe")
     assert "NOPERM" in stack.redis("get", "session:acl-probe", user="probe")
+
+
+WEB_AUDIT_PROBE = """
+import sqlalchemy as sa
+from app.config import load_config
+with sa.create_engine(load_config()["SQLALCHEMY_DATABASE_URI"]).connect() as c:
+    for statement in ("DELETE FROM auth_events", "UPDATE auth_events SET event = 1",
+                      "CREATE TEMPORARY TABLE t (id int)"):
+        try:
+            c.exec_driver_sql(statement)
+            print("allowed")
+        except sa.exc.ProgrammingError:
+            print("refused")
+        c.rollback()
+"""
+
+
+def test_web_cannot_rewrite_the_audit_trail_nor_make_temporary_tables(stack: Stack) -> None:
+    out = stack.exec("web", f"python -c '{WEB_AUDIT_PROBE}'").split()
+    assert out == ["refused"] * 3
+
+
+def psql(stack: Stack, query: str) -> str:
+    return stack.exec("db", f'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -At -c "{query}"')
+
+
+def test_migrations_ran_as_an_owner_that_is_not_superuser(stack: Stack) -> None:
+    owners = set(
+        psql(stack, "SELECT tableowner FROM pg_tables WHERE schemaname = 'public'").split()
+    )
+    assert owners == {"app_owner"}
+    roles = psql(
+        stack, "SELECT rolname, rolsuper FROM pg_roles WHERE rolname LIKE 'app%' ORDER BY 1"
+    )
+    assert roles.split() == ["app|t", "app_owner|f", "app_web|f"]  # app: bootstrap only
+    verifiers = psql(stack, "SELECT rolpassword FROM pg_authid WHERE rolname LIKE 'app_%'")
+    assert all(v.startswith("SCRAM-SHA-256$") for v in verifiers.split())
+
+
+def test_housekeeping_pruned_at_start_as_the_owner_and_stops_on_sigterm(stack: Stack) -> None:
+    logs = stack.compose("logs", "--no-color", "housekeeping")
+    assert "auth_events: deleted" in logs, logs
+    assert stack.exec("housekeeping", "id -u").strip() == "10001"
+    [container] = stack.container_ids("housekeeping")
+    stack.compose("stop", "-t", "10", "housekeeping", timeout=30)
+    state = stack.inspect(container)["State"]
+    assert state["ExitCode"] == 0, state  # SIGTERM, not the SIGKILL after 10 s
+    stack.compose("start", "housekeeping")
 
 
 def test_web_root_filesystem_is_read_only(stack: Stack) -> None:

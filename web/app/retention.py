@@ -26,6 +26,8 @@ from .models import AuthEvent
 
 log = logging.getLogger(__name__)
 BATCH = 5000
+# After a failed run (PostgreSQL restarting; on Swarm, migrate not done yet): try again soon.
+RETRY_SECONDS = 60.0
 
 
 def cutoff() -> datetime:
@@ -50,11 +52,12 @@ def prune(batch: int = BATCH) -> int:
 
 
 def run_every(hours: float, stop: threading.Event, heartbeat: Path | None = None) -> None:
-    """Prune now and then every `hours` until `stop` is set; a failed run is retried later.
+    """Prune now and then every `hours` until `stop` is set; a failed run is retried soon.
 
     `heartbeat` exists while the last run succeeded (the container's healthcheck reads it).
     """
     while not stop.is_set():
+        pause = hours * 3600
         try:
             count = prune()
             log.info("auth_events: deleted %d row(s) older than %s", count, cutoff().date())
@@ -64,8 +67,9 @@ def run_every(hours: float, stop: threading.Event, heartbeat: Path | None = None
             db.session.rollback()
             if heartbeat:
                 heartbeat.unlink(missing_ok=True)
-            log.warning("auth_events: prune failed, next try in %s h: %s", hours, exc)
-        stop.wait(hours * 3600)
+            pause = min(pause, RETRY_SECONDS)
+            log.warning("auth_events: prune failed, next try in %.0f s: %s", pause, exc)
+        stop.wait(pause)
 
 
 @click.group("auth-events")
