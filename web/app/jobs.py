@@ -41,12 +41,16 @@ def queue() -> Queue:
     return Queue(QUEUE, connection=connection)
 
 
-def enqueue(function: Callable[..., Any], *args: Any) -> None:
-    """Run `function(*args)` in the worker, retried on failure, dead-lettered at the end."""
+def enqueue(function: Callable[..., Any], *args: Any, description: str) -> None:
+    """Run `function(*args)` in the worker, retried on failure, dead-lettered at the end.
+
+    `description` names the job in logs and `flask jobs status`; the arguments never appear
+    there (they may hold a link's token)."""
     intervals = current_app.config["JOBS_RETRY_INTERVALS"]
     queue().enqueue(
         function,
         *args,
+        description=description,
         retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
         failure_ttl=current_app.config["JOBS_FAILED_TTL"],
     )
@@ -75,7 +79,9 @@ def work(burst: bool = False) -> bool:
     with warnings.catch_warnings():
         # The jobs user may not list other clients (CLIENT LIST): RQ then names no address.
         warnings.filterwarnings("ignore", "CLIENT LIST command not supported")
-        worker = Worker([queue()], connection=queue().connection)
+        # RQ would log each job's call with its arguments: the description we set names the
+        # job only, and the worker does not log descriptions either.
+        worker = Worker([queue()], connection=queue().connection, log_job_description=False)
     worker.heartbeat_file = current_app.config["JOBS_HEARTBEAT_PATH"]
     return bool(worker.work(burst=burst, with_scheduler=True, logging_level="INFO"))
 
@@ -103,7 +109,7 @@ def status_command() -> None:
         found = queue().fetch_job(job)
         result = found.latest_result() if found else None
         reason = (result.exc_string or "").strip().splitlines()[-1:] if result else []
-        click.echo(f"{job}\t{found.func_name if found else '?'}\t{' '.join(reason)}")
+        click.echo(f"{job}\t{found.description if found else '?'}\t{' '.join(reason)}")
 
 
 @jobs_cli.command("retry")

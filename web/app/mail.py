@@ -52,7 +52,8 @@ def send(to: str, template: str, **context: Any) -> None:
     """Have the worker render `template` for `to` in this request's language and send it.
 
     `context` holds plain values (strings, numbers): the job carries them, not objects."""
-    jobs.enqueue(deliver, to, template, str(get_locale() or "en"), context)
+    language = str(get_locale() or "en")
+    jobs.enqueue(deliver, to, template, language, context, description=f"mail: {template}")
 
 
 def deliver(to: str, template: str, language: str, context: dict[str, Any]) -> None:
