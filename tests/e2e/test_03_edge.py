@@ -152,3 +152,32 @@ def test_trusted_proxies_become_realip_directives_the_real_nginx_accepts(stack: 
     assert "set_real_ip_from" not in stack.exec("nginx", "cat /etc/nginx/conf.d/real-ip.conf")
     with pytest.raises(AssertionError, match="is not an IP address or CIDR"):
         stack.compose(*run, "-e", "TRUSTED_PROXIES=0.0.0.0/0;", "nginx", "nginx", "-t")
+
+
+NEIGHBOUR_PROBE = """
+import json, socket, urllib.request
+request = urllib.request.Request(
+    "http://web:8000/request-info",
+    headers={"Host": "localhost", "X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https"},
+)
+info = json.load(urllib.request.urlopen(request, timeout=5))
+print(info["remote_addr"] == "6.6.6.6", info["url"].startswith("http://"))
+"""
+REACH_PROBE = """
+import socket
+try:
+    socket.create_connection(("web", 8000), timeout=3).close()
+    print("reached")
+except OSError:
+    print("unreachable")
+"""
+
+
+def test_a_container_next_to_web_cannot_pose_as_the_client(stack: Stack) -> None:
+    # housekeeping shares `back` with web: it reaches gunicorn, but its forwarded headers
+    # are dropped (only nginx's count): neither the address nor the scheme it claims.
+    assert stack.exec("housekeeping", f"python -c '{NEIGHBOUR_PROBE}'").split() == [
+        "False", "True"
+    ]  # fmt: skip
+    # acme shares `front` with nginx only: web is not even a name there.
+    assert stack.exec("acme", f"python3 -c '{REACH_PROBE}'").strip() == "unreachable"
