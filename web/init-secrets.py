@@ -60,11 +60,12 @@ HOUSEKEEPING_SECRETS = ("secret_key", "postgres_owner_password", "redis_password
 # Redis users. `app` (web, migrate) may run data commands on the app's own keys (sessions,
 # their per-user index and epoch, rate-limit counters) and nothing dangerous: no FLUSHALL,
 # CONFIG, KEYS, DEBUG, SHUTDOWN. Of the scripting commands, exactly what redis-py's Script
-# objects send (the app's session scripts and the `limits` storage's): EVALSHA, SCRIPT LOAD when the server lacks the script, SCRIPT EXISTS before a
-# pipeline runs scripts; no EVAL of arbitrary code, no SCRIPT FLUSH/KILL, no FUNCTION.
-# `probe` may only PING (the healthcheck); `admin` is for an operator (`make redis-cli`).
-# The default user is off. A change here changes the `secrets` image: compose then
-# recreates redis (it depends on `secrets`) and it starts with the new rules.
+# objects send (the app's session scripts and the `limits` storage's): EVALSHA, SCRIPT LOAD
+# when the server lacks the script, SCRIPT EXISTS before a pipeline runs scripts; no EVAL of
+# arbitrary code, no SCRIPT FLUSH/KILL, no FUNCTION. `probe` may only PING (the healthcheck);
+# `admin` is for an operator (`make redis-cli`). The default user is off. A change here
+# changes the `secrets` image: compose then recreates redis (it depends on `secrets`) and it
+# starts with the new rules.
 REDIS_APP_RULES = (
     "resetkeys ~session:* ~user-sessions:* ~LIMITS:* resetchannels "
     "-@all +@read +@write +@connection +@transaction -@dangerous -@admin "
