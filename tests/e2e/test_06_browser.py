@@ -116,7 +116,7 @@ def test_a_person_registers_logs_in_sets_preferences_and_logs_out(stack: Stack, 
     shoot(driver, "dashboard-dark-fr")
 
     driver.get(base + "/logout")
-    submit(driver, {}, then_shows="You are logged out.")
+    submit(driver, {}, then_shows="Vous êtes déconnecté.")  # the language chosen above
     driver.get(base + "/dashboard")
     assert driver.current_url.startswith(base + "/login")
 
