@@ -69,7 +69,8 @@ def test_https_register_login_sessions_shared_by_3_replicas_logout(swarm: Swarm)
             f"http://127.0.0.1:{http.http_port}/login", allow_redirects=False, timeout=10
         )
         assert redirect.status_code == 301
-        assert redirect.headers["Location"] == f"{http.base_url}/login"
+        # To https://SERVER_NAME (localhost here), never the Host the client named.
+        assert redirect.headers["Location"] == f"https://localhost:{http.https_port}/login"
         username = new_username()
         http.register(client, username)
         http.login(client, username)
