@@ -224,7 +224,7 @@ swarm-deploy: ## Build, migrate, then roll web over task by task (rolls back on 
 	COMPOSE="$(COMPOSE)" $(SWARM) deploy
 
 .PHONY: swarm-down
-swarm-down: ## Remove the Swarm stack; leave the swarm only if swarm-up created it
+swarm-down: ## Remove the Swarm stack (data and secrets kept); leave the swarm only if swarm-up created it and no data is kept
 	COMPOSE="$(COMPOSE)" $(SWARM) down
 
 .PHONY: swarm-secrets

@@ -86,6 +86,11 @@ def existing() -> dict[str, list[int]]:
     return {name: sorted(v) for name, v in found.items()}
 
 
+def database_exists() -> bool:
+    """Return whether the stack's PostgreSQL volume exists (its data outlives the stack)."""
+    return bool(docker("volume", "ls", "-q", "--filter", f"name=^{STACK}_pgdata$").strip())
+
+
 def group_version(group: str, found: dict[str, list[int]]) -> int:
     """Return the newest version of a group that has every one of its secrets (0: none)."""
     _, names = GROUPS[group]
@@ -124,6 +129,12 @@ def main(argv: list[str]) -> None:
     command = argv[0] if argv else ""
     found = existing()
     if command == "ensure":
+        lost = group_version("postgres_password", found) == 0 and database_exists()
+        if lost and not os.environ.get("POSTGRES_PASSWORD"):
+            sys.exit(
+                f"secrets: the database volume {STACK}_pgdata exists but its password secret "
+                "is gone: set POSTGRES_PASSWORD to the database's password (or remove the volume)"
+            )
         for group in GROUPS:
             if group_version(group, found) == 0:
                 create(group, 1)

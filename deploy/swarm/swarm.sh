@@ -8,8 +8,9 @@
 #   deploy  build, run the migrations (one-shot, new image) and wait for them, then roll
 #           web over one task at a time (start-first); a failed update rolls back and this
 #           exits 1.
-#   down    remove the stack; leave the swarm only if `up` created it. SWARM_DOWN_VOLUMES=yes
-#           also removes the stack's volumes and secrets (its data!): the tests use it.
+#   down    remove the stack; leave the swarm only if `up` created it and no data is kept
+#           (its secrets hold the data's passwords). SWARM_DOWN_VOLUMES=yes also removes the
+#           stack's volumes and secrets (its data!): the tests use it.
 #
 # Settings (environment): STACK_NAME (flask-stack), SWARM_ADVERTISE_ADDR (127.0.0.1),
 # APP_VERSION (a label on the web image), SWARM_BUILD=no with WEB_IMAGE=... (deploy an image
@@ -228,6 +229,12 @@ down() {
 		log "volumes and secrets of $STACK_NAME removed"
 	fi
 	if [ "$(docker node inspect -f "{{index .Spec.Labels \"$CREATED_LABEL\"}}" "$(node_id)")" = true ]; then
+		# Leaving would delete the swarm's secrets, and with them the only copy of the
+		# passwords of the data the volumes keep: the next swarm-up could not open it.
+		if docker volume inspect "${STACK_NAME}_pgdata" >/dev/null 2>&1; then
+			log "kept the swarm: its secrets hold the passwords of the data in ${STACK_NAME}_pgdata (make swarm-up brings it back; SWARM_DOWN_VOLUMES=yes removes both)"
+			return 0
+		fi
 		docker swarm leave --force >/dev/null
 		# Networks compose made while the swarm was up do not resolve names after the
 		# leave: take the one-host stack down (its data is kept; `make up` brings it back).

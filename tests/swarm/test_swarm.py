@@ -194,3 +194,22 @@ def test_rotating_the_redis_secrets_keeps_sessions_and_logins_working(swarm: Swa
         assert page.status_code == 200 and f"Welcome {username}!" in page.text
     with http.session() as other:
         http.login(other, username)
+
+
+def test_down_then_up_brings_the_same_data_back_with_working_passwords(swarm: Swarm) -> None:
+    """The user's path: `make swarm-down` keeps the volumes, so it must keep the swarm whose
+    secrets hold their passwords; the next `make swarm-up` opens the same database."""
+    http, username = swarm.http, new_username()
+    with http.session() as client:
+        http.register(client, username)
+    down = swarm.make("swarm-down")
+    print(down.stdout + down.stderr)
+    assert down.returncode == 0
+    assert "kept the swarm" in down.stdout + down.stderr
+    assert docker("info", "-f", "{{.Swarm.LocalNodeState}}").strip() == "active"
+    up = swarm.make("swarm-up")
+    print(up.stdout + up.stderr)
+    assert up.returncode == 0, up.stdout + up.stderr
+    swarm.images.add(swarm.image("web"))
+    with http.session() as client:
+        http.login(client, username)  # the account from before, with the same password
