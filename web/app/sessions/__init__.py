@@ -162,8 +162,7 @@ def end_sessions_of(user_id: int, keep: str | None = None) -> tuple[int, int]:
     """
     store = _store()
     sids = [s.decode() for s in store.client.zrange(index_key(user_id), 0, -1)]
-    ended = store.end(user_id, [sid for sid in sids if sid != keep], revoke=True)
-    return ended, store.epoch(user_id)
+    return store.revoke(user_id, [sid for sid in sids if sid != keep])
 
 
 def end_device_sessions(
@@ -184,7 +183,7 @@ def end_device_sessions(
         and raw
         and (store.serializer.decode(raw).get(AUTH) or {}).get("remembered") == device_id
     ]
-    return store.end(user_id, ours, revoke=revoke)
+    return store.revoke(user_id, ours)[0] if revoke else store.end(user_id, ours)
 
 
 def end_every_session() -> int:
@@ -194,7 +193,7 @@ def end_every_session() -> int:
         uid = key.decode().removeprefix(INDEX_PREFIX)
         if uid.isdigit():  # not an epoch key
             sids = [s.decode() for s in store.client.zrange(key, 0, -1)]
-            ended += store.end(int(uid), sids, revoke=True)
+            ended += store.revoke(int(uid), sids)[0]
     return ended
 
 

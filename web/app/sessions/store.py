@@ -182,18 +182,21 @@ class SessionStore(RedisSessionInterface):
         """Return the user's session epoch (read it before checking a credential)."""
         return int(self.client.get(epoch_key(user_id)) or 0)
 
-    def end(self, user_id: int, sids: list[str], revoke: bool = False) -> int:
-        """Delete sessions and their index entries at once; return how many still existed.
+    def end(self, user_id: int, sids: list[str]) -> int:
+        """Delete sessions and their index entries at once; return how many still existed."""
+        return self._run_end(user_id, sids, revoke=False)[0] if sids else 0
 
-        `revoke` also increments the user's epoch in the same step, so that no sign-in that
-        began before (and checked a credential revoked now) can create a session afterwards.
-        """
-        if not sids and not revoke:
-            return 0
+    def revoke(self, user_id: int, sids: list[str]) -> tuple[int, int]:
+        """End sessions and increment the user's epoch in the same step, so that no sign-in
+        that began before (and checked a credential revoked now) can create a session
+        afterwards. Return (how many still existed, the epoch this step set)."""
+        return self._run_end(user_id, sids, revoke=True)
+
+    def _run_end(self, user_id: int, sids: list[str], revoke: bool) -> tuple[int, int]:
         keys = [index_key(user_id), epoch_key(user_id), *(self.key_prefix + sid for sid in sids)]
         ttl_ms = int(current_app.config["SESSION_ABSOLUTE_TIMEOUT"] * 1000)
-        ended, _ = self._end(keys=keys, args=[int(revoke), ttl_ms, *sids], client=self.client)
-        return int(ended)
+        ended, epoch = self._end(keys=keys, args=[int(revoke), ttl_ms, *sids], client=self.client)
+        return int(ended), int(epoch)
 
     def commit(self, session: StoreSession, response: Response) -> None:
         """Save what changed: create, write or touch in Redis, or the anonymous cookie."""
