@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -284,3 +284,8 @@ def now(config: Mapping[str, Any]) -> float:
     """Return the current time from the configured clock."""
     clock: Callable[[], float] = config["CLOCK"]
     return clock()
+
+
+def utcnow(config: Mapping[str, Any]) -> datetime:
+    """Return the configured clock's time as an aware UTC datetime (for database columns)."""
+    return datetime.fromtimestamp(now(config), UTC)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
 
-from .config import now
+from .config import utcnow
 from .extensions import db
 from .models import AuthEvent
 
@@ -33,7 +33,7 @@ RETRY_SECONDS = 60.0
 def cutoff() -> datetime:
     """Return the oldest time kept: now (the configured clock) minus the retention window."""
     days = current_app.config["AUTH_EVENTS_RETENTION_DAYS"]
-    return datetime.fromtimestamp(now(current_app.config), UTC) - timedelta(days=days)
+    return utcnow(current_app.config) - timedelta(days=days)
 
 
 def prune(batch: int = BATCH) -> int:

@@ -11,13 +11,13 @@ browser is signed out and logs in with its password.
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from flask import Response, after_this_request, current_app, request
 from flask_login import decode_cookie, encode_cookie, login_user, logout_user
 
 from .. import audit
-from ..config import now
+from ..config import utcnow
 from ..devices import device_label
 from ..extensions import db
 from ..models import RememberedDevice, User, token_hash
@@ -31,7 +31,7 @@ from .lockout import spend
 
 
 def _now() -> datetime:
-    return datetime.fromtimestamp(now(current_app.config), UTC)
+    return utcnow(current_app.config)
 
 
 def remember_device(user: User) -> tuple[int, str]:

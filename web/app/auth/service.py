@@ -14,7 +14,6 @@ the timing, none that checked a revoked credential keeps a session.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from flask import after_this_request, current_app, request, session
 from flask.wrappers import Response
@@ -22,7 +21,7 @@ from flask_login import current_user, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit, mail, passwords, tokens
-from ..config import now
+from ..config import utcnow
 from ..devices import device_label
 from ..extensions import db
 from ..models import RememberedDevice, User, email_key, username_key
@@ -82,20 +81,18 @@ def register(username: str, email: str, password: str) -> User | str:
     return user
 
 
-def _when() -> datetime:
-    return datetime.fromtimestamp(now(current_app.config), UTC)
-
-
-def _notice(user: User, template: str, **context: object) -> None:
-    """Tell the user what happened, at their verified address (nothing if none)."""
-    if user.verified_email:
-        where = {"device": device_label(request.user_agent.string), "ip": request.remote_addr}
+def _notice(user: User, template: str, to: str | None = None, **context: object) -> None:
+    """Tell the user what happened, naming this device and address, at `to` (default: their
+    verified address; nothing if none)."""
+    address = to or user.verified_email
+    if address:
         mail.send(
-            user.verified_email,
+            address,
             template,
             username=user.username,
             sessions_url=mail.link("account.index"),
-            **where,
+            device=device_label(request.user_agent.string),
+            ip=request.remote_addr,
             **context,
         )
 
@@ -113,7 +110,7 @@ def verify_email(token: str) -> User | None:
     if found is None:
         return None
     user, _ = found
-    user.email_verified_at = _when()
+    user.email_verified_at = utcnow(current_app.config)
     audit.record(user, "email_verified")
     db.session.commit()
     return user
@@ -172,7 +169,7 @@ def confirm_email_change(token: str) -> User | None:
     if taken is not None and taken.id != user.id:
         return None
     user.set_email(new)
-    user.email_verified_at = _when()
+    user.email_verified_at = utcnow(current_app.config)
     audit.record(user, "email_changed")
     try:
         db.session.commit()
@@ -180,15 +177,7 @@ def confirm_email_change(token: str) -> User | None:
         db.session.rollback()
         return None
     if old and email_key(old) != user.email_key:
-        where = {"device": device_label(request.user_agent.string), "ip": request.remote_addr}
-        mail.send(
-            old,
-            "email-changed-notice",
-            username=user.username,
-            new=new,
-            **where,
-            sessions_url=mail.link("account.index"),
-        )
+        _notice(user, "email-changed-notice", to=old, new=new)
     return user
 
 
