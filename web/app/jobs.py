@@ -81,7 +81,8 @@ def work(burst: bool = False) -> bool:
         warnings.filterwarnings("ignore", "CLIENT LIST command not supported")
         # RQ would log each job's call with its arguments: the description we set names the
         # job only, and the worker does not log descriptions either.
-        worker = Worker([queue()], connection=queue().connection, log_job_description=False)
+        mail = queue()
+        worker = Worker([mail], connection=mail.connection, log_job_description=False)
     worker.heartbeat_file = current_app.config["JOBS_HEARTBEAT_PATH"]
     return bool(worker.work(burst=burst, with_scheduler=True, logging_level="INFO"))
 
