@@ -56,7 +56,15 @@ def _serializer() -> URLSafeTimedSerializer:
 
 
 def _entries() -> list[list[str]]:
-    """Return the [account tag, nonce] pairs of this browser's valid device cookie."""
+    """Return the [account tag, nonce] pairs of this browser's valid device cookie (checked
+    once per request: the limits, the login and the notice all ask)."""
+    if "device_entries" not in g:
+        g.device_entries = _read_entries()
+    entries: list[list[str]] = g.device_entries
+    return entries
+
+
+def _read_entries() -> list[list[str]]:
     value = request.cookies.get(current_app.config["DEVICE_COOKIE_NAME"])
     if not value:
         return []

@@ -230,11 +230,7 @@ def log_out(user: User) -> None:
     """End this session on the server and forget this device's remember-me (only this one)."""
     device = this_device()
     if device is not None:
-        db.session.execute(
-            db.delete(RememberedDevice).where(
-                RememberedDevice.id == device, RememberedDevice.user_id == user.id
-            )
-        )
+        _delete_device(user.id, device)
     audit.record(user, "logout")
     db.session.commit()
     if device is not None:
@@ -291,18 +287,22 @@ def end_one_session(user: audit.Identified, handle: str) -> bool:
 def forget_device(user: audit.Identified, device_id: int) -> bool:
     """Forget one remembered device: its cookie stops working and its sessions end (this
     session excepted); False if the user has no such device."""
-    deleted = db.session.execute(
-        db.delete(RememberedDevice).where(
-            RememberedDevice.id == device_id, RememberedDevice.user_id == user.id
-        )
-    )
-    if not deleted.rowcount:  # type: ignore[attr-defined]
-        db.session.rollback()
+    if not _delete_device(user.id, device_id):
         return False
     audit.record(user, "device_forgotten")
     db.session.commit()
     end_device_sessions(user.id, device_id, keep=current_sid())
     return True
+
+
+def _delete_device(user_id: int, device_id: int) -> bool:
+    """Delete the user's remembered device `device_id` (the caller commits); False if none."""
+    deleted = db.session.execute(
+        db.delete(RememberedDevice).where(
+            RememberedDevice.id == device_id, RememberedDevice.user_id == user_id
+        )
+    )
+    return bool(deleted.rowcount)  # type: ignore[attr-defined]
 
 
 def end_other_sessions(user: User, event: str = "other_sessions_ended") -> tuple[int, int]:
