@@ -212,6 +212,9 @@ def test_a_failing_smtp_server_is_retried_then_dead_lettered_and_retried_by_an_o
     assert len(outbox.to("alice@example.com")) == 1
     with app.app_context():
         assert jobs.failed().count == 0
+    again = runner.invoke(args=["jobs", "retry", "--all"])  # run twice: nothing left, no error
+    assert again.exit_code == 0 and "requeued 0 job(s)" in again.output
+    assert runner.invoke(args=["jobs", "retry"]).exit_code == 2  # neither ids nor --all
 
 
 def test_an_account_without_an_address_is_asked_for_one(app, client, auth):

@@ -119,10 +119,10 @@ def status_command() -> None:
 @with_appcontext
 def retry_command(job_ids: tuple[str, ...], every: bool) -> None:
     """Put failed jobs back on the queue."""
+    if not (job_ids or every):
+        raise click.UsageError("give job ids, or --all")
     registry = failed()
     ids = registry.get_job_ids() if every else list(job_ids)
-    if not ids:
-        raise click.UsageError("give job ids, or --all")
     for job in ids:
         registry.requeue(job)
     click.echo(f"requeued {len(ids)} job(s)")
