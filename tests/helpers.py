@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from app import jobs
 from flask.testing import FlaskClient
 
 BASE_URL = "https://localhost"
@@ -90,3 +91,28 @@ class Auth:
         assert self.register(username).status_code == 302
         assert self.login(username, remember=remember).status_code == 302
         return self.client
+
+
+def deliver(app: Any) -> None:
+    """Run the worker until the queue is empty (as the `worker` service would, continuously)."""
+    with app.app_context():
+        jobs.work(burst=True)
+
+
+def link_in(message: Any) -> str:
+    """Return the path of the one link in a message's text."""
+    text = message.get_body(("plain",)).get_content()
+    match = re.search(r"https://localhost(/\S+)", text)
+    assert match, text
+    return match.group(1)
+
+
+def verified(app: Any, client: Client, outbox: Any, username: str = "alice") -> Client:
+    """Register `username`, and verify the address through the mailed link."""
+    assert Auth(client).register(username).status_code == 302
+    deliver(app)
+    [message] = outbox.to(f"{username}@example.com")
+    assert "Verify your email address" in message["Subject"]
+    assert client.get(link_in(message)).status_code == 302
+    outbox.clear()
+    return client

@@ -3,41 +3,15 @@ verification, password reset, address change, notices."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 from app import jobs
 from app.extensions import db
 from app.models import User
-from helpers import FIREFOX, PASSWORD, SAFARI, Auth, Client
+from helpers import FIREFOX, PASSWORD, SAFARI, Auth, Client, deliver, link_in, verified
 
 NEW_PASSWORD = "a brand new passphrase"
-
-
-def deliver(app: Any) -> None:
-    """Run the worker until the queue is empty (as the `worker` service would, continuously)."""
-    with app.app_context():
-        jobs.work(burst=True)
-
-
-def link_in(message: Any) -> str:
-    """Return the path of the one link in a message's text."""
-    text = message.get_body(("plain",)).get_content()
-    match = re.search(r"https://localhost(/\S+)", text)
-    assert match, text
-    return match.group(1)
-
-
-def verified(app: Any, client: Client, outbox: Any, username: str = "alice") -> Client:
-    """Register `username`, and verify the address through the mailed link."""
-    assert Auth(client).register(username).status_code == 302
-    deliver(app)
-    [message] = outbox.to(f"{username}@example.com")
-    assert "Verify your email address" in message["Subject"]
-    assert client.get(link_in(message)).status_code == 302
-    outbox.clear()
-    return client
 
 
 def test_registration_mails_a_verification_link_that_works_once(app, client, outbox):

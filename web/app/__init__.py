@@ -99,6 +99,7 @@ def register_blueprints(app: Flask) -> None:
     from .demo.routes import bp as demo_bp
     from .health.routes import bp as health_bp
     from .main.routes import bp as main_bp
+    from .mfa import routes as mfa_routes
     from .people.routes import bp as people_bp
     from .preferences.routes import bp as preferences_bp
     from .recovery.routes import bp as recovery_bp
@@ -108,12 +109,14 @@ def register_blueprints(app: Flask) -> None:
         auth_bp,
         recovery_bp,
         account_bp,
+        mfa_routes.bp,
         people_bp,
         preferences_bp,
         demo_bp,
         health_bp,
     ):
         app.register_blueprint(blueprint)
+    mfa_routes.init_app(app)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -158,13 +161,15 @@ def register_request_hooks(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    """Add the operator commands (`flask sessions ...`, `flask access ...`, `flask auth-events`)."""
+    """Add the operator commands (`flask sessions|access|auth-events|jobs|mfa ...`)."""
     from .access import access_cli
     from .cli import sessions_cli
     from .jobs import jobs_cli
+    from .mfa.cli import mfa_cli
     from .retention import auth_events_cli
 
     app.cli.add_command(sessions_cli)
     app.cli.add_command(jobs_cli)
     app.cli.add_command(access_cli)
     app.cli.add_command(auth_events_cli)
+    app.cli.add_command(mfa_cli)

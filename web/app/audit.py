@@ -25,6 +25,15 @@ EVENTS = {
     "email_changed": "Email address changed",
     "session_ended": "Session ended",
     "other_sessions_ended": "Other sessions ended",
+    "second_factor_failed": "Wrong second-factor code",
+    "totp_enabled": "Authenticator app turned on",
+    "totp_disabled": "Authenticator app turned off",
+    "passkey_added": "Passkey added",
+    "passkey_removed": "Passkey removed",
+    "login_passkey": "Logged in with a passkey",
+    "recovery_codes_regenerated": "New recovery codes made",
+    "recovery_code_used": "Recovery code used",
+    "factors_reset": "Second factors reset by an operator",
 }
 
 

@@ -191,6 +191,21 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Auth events (the account page's "recent activity") older than this are deleted by
         # `flask auth-events prune` (app/retention.py; the housekeeping service).
         "AUTH_EVENTS_RETENTION_DAYS": integer(env, "AUTH_EVENTS_RETENTION_DAYS", 90, minimum=1),
+        # Second factor (app/mfa/). Keys that encrypt authenticator secrets at rest: Fernet keys,
+        # comma-separated, the first encrypts, all decrypt (rotation: `flask mfa rotate-key`).
+        # Empty: one derived from SECRET_KEY (the stack's secrets service always sets one).
+        "MFA_ENCRYPTION_KEYS": [
+            k.strip()
+            for k in (value_or_file(env, "MFA_ENCRYPTION_KEYS") or "").split(",")
+            if k.strip()
+        ],
+        # Every account must enrol a factor before it can use the site.
+        "MFA_REQUIRED": flag(env, "MFA_REQUIRED", False),
+        # Sensitive actions need a sign-in (with the second factor) at most this old.
+        "MFA_STEP_UP_SECONDS": integer(env, "MFA_STEP_UP_SECONDS", 600, minimum=60),
+        # Between password and second factor: how long, and how many codes may be tried.
+        "MFA_PENDING_SECONDS": integer(env, "MFA_PENDING_SECONDS", 300, minimum=30),
+        "MFA_PENDING_ATTEMPTS": integer(env, "MFA_PENDING_ATTEMPTS", 5, minimum=1),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session that holds it
         # Injected clock (seconds since the epoch) so tests can move time without sleeping.
         "CLOCK": time.time,

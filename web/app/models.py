@@ -1,5 +1,6 @@
-"""Database models: users, their people (address book), their remembered devices and the
-audit trail of auth events.
+"""Database models: users, their people (address book), their remembered devices, their
+second factors (an authenticator app's secret, recovery codes, passkeys) and the audit trail
+of auth events.
 
 A value set on a `String(n)` attribute is cut to n characters (`cut_to_column_length`), so no
 form, header or parser can make PostgreSQL refuse a row: forms still say what is too long,
@@ -24,6 +25,8 @@ USERNAME_KEY_MAX = USERNAME_MAX * 3  # NFKC may expand a name; the form checks t
 EMAIL_MAX = 254  # RFC 5321's limit on a forward path
 DEVICE_LABEL_MAX = 120
 ADDRESS_MAX = 45  # the longest textual IPv6 address
+TOTP_CIPHERTEXT_MAX = 255  # a Fernet token of a 32-character secret is 140 characters
+PASSKEY_NAME_MAX = 64
 
 
 def utcnow() -> datetime:
@@ -67,11 +70,22 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     email_key: Mapped[str | None] = mapped_column(sa.String(EMAIL_MAX), unique=True)
     email_verified_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    # Authenticator app (mfa/totp.py): the secret encrypted (mfa/crypto.py), never in clear;
+    # the last time step a code was accepted for, so each code works once.
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(TOTP_CIPHERTEXT_MAX), deferred=True)
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
     people: Mapped[list[Person]] = relationship(
         back_populates="owner", cascade="all, delete-orphan", passive_deletes=True
     )
     devices: Mapped[list[RememberedDevice]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+    recovery_codes: Mapped[list[RecoveryCode]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+    passkeys: Mapped[list[Passkey]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
 
@@ -93,6 +107,13 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     def verified_email(self) -> str | None:
         """Return the address mail may go to, if it is verified."""
         return self.email if self.email and self.email_verified_at else None
+
+    def has_second_factor(self) -> bool:
+        """Return whether an authenticator app or a passkey protects the account."""
+        if self.totp_enabled_at is not None:
+            return True
+        first = sa.select(Passkey.id).where(Passkey.user_id == self.id).limit(1)
+        return db.session.scalar(first) is not None
 
     def set_email(self, email: str) -> None:
         """Set a new, unverified address."""
@@ -150,6 +171,35 @@ class RememberedDevice(db.Model):  # type: ignore[name-defined,misc]
     def matches(self, token: str) -> bool:
         """Return whether `token` is this device's (constant-time)."""
         return hmac.compare_digest(self.token_hash, token_hash(token))
+
+
+class RecoveryCode(db.Model):  # type: ignore[name-defined,misc]
+    """One single-use recovery code of a user, stored as its SHA-256 (a code carries 80
+    random bits, so a fast hash is enough; see mfa/recovery_codes.py)."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(sa.String(64))
+    used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class Passkey(db.Model):  # type: ignore[name-defined,misc]
+    """A WebAuthn credential (passkey) of a user: its public key, never a secret."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    credential_id: Mapped[bytes] = mapped_column(sa.LargeBinary, unique=True)
+    public_key: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    sign_count: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    name: Mapped[str] = mapped_column(sa.String(PASSKEY_NAME_MAX))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+    user: Mapped[User] = relationship(back_populates="passkeys")
 
 
 @sa.event.listens_for(sa.orm.Mapper, "mapper_configured")

@@ -7,17 +7,28 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from flask_login import current_user, fresh_login_required, login_required
+from flask_login import current_user, login_required
 
 from .. import audit
 from ..auth import service
 from ..auth.lockout import failure_budgets
 from ..auth.remember import devices_of, this_device
 from ..extensions import limiter
+from ..mfa.stepup import step_up_required
 from ..sessions import current_sid, list_sessions, session_handle
 from .forms import DeleteAccountForm, EmailChangeForm, EndSessionForm, PasswordChangeForm
 
 bp = Blueprint("account", __name__, url_prefix="/account")
+
+# How a session signed in, as the sessions page shows it.
+SIGN_IN_METHODS = {
+    "password": "Password",
+    "password+totp": "Password + authenticator app",
+    "password+passkey": "Password + passkey",
+    "password+recovery-code": "Password + recovery code",
+    "passkey": "Passkey",
+    "remember-me": "Remember me",
+}
 
 
 def password_limit() -> str:
@@ -42,6 +53,7 @@ def index() -> ResponseReturnValue:
         this_device=this_device(),
         events=audit.recent(current_user),
         event_names=audit.EVENTS,
+        methods=SIGN_IN_METHODS,
         form=EndSessionForm(),
     )
 
@@ -77,7 +89,7 @@ def end_others() -> ResponseReturnValue:
 
 
 @bp.route("/password", methods=["GET", "POST"])
-@fresh_login_required
+@step_up_required
 @limiter.limit(password_limit, methods=["POST"])
 @failure_budgets
 def password() -> ResponseReturnValue:
@@ -94,6 +106,7 @@ def password() -> ResponseReturnValue:
 
 
 @bp.route("/email", methods=["GET", "POST"])
+@step_up_required
 @limiter.limit(password_limit, methods=["POST"])
 @failure_budgets
 def email() -> ResponseReturnValue:
@@ -114,7 +127,7 @@ def email() -> ResponseReturnValue:
 
 
 @bp.route("/delete", methods=["GET", "POST"])
-@fresh_login_required
+@step_up_required
 @limiter.limit(password_limit, methods=["POST"])
 @failure_budgets
 def delete() -> ResponseReturnValue:

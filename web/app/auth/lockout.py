@@ -40,9 +40,15 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 
 def _account() -> str:
-    """Return the account a request is about: the signed-in one on account pages."""
+    """Return the account a request is about: the signed-in one on account pages, the one
+    waiting for its second factor at that step."""
     if request.blueprint == "account" and current_user.is_authenticated:
         return username_key(current_user.username)
+    if request.endpoint == "mfa.verify":
+        from ..mfa import pending  # the factor step belongs to the mfa blueprint
+
+        found = pending.current()
+        return username_key(found.username if found else "")
     return username_key(request.form.get("username", "")[:64])
 
 
@@ -83,8 +89,8 @@ def recognised_nonce() -> str | None:
 
 
 def browser_is_recognised() -> bool:
-    """Return whether this browser signed in to the request's account before (login only)."""
-    return request.blueprint == "auth" and recognised_nonce() is not None
+    """Return whether this browser signed in to the request's account before (sign-in only)."""
+    return request.blueprint in ("auth", "mfa") and recognised_nonce() is not None
 
 
 def recognise_browser(username: str) -> None:
@@ -117,7 +123,7 @@ def account_key() -> str:
 
 def strict_key() -> str:
     """Rate-limit key for failures per recognised browser, else per account and address."""
-    nonce = recognised_nonce() if request.blueprint == "auth" else None
+    nonce = recognised_nonce() if request.blueprint in ("auth", "mfa") else None
     return f"device:{nonce}" if nonce else f"account:{_account()}@{request.remote_addr}"
 
 

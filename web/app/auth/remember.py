@@ -103,7 +103,14 @@ def restore(user_id: int, rest: str) -> User | None:
     device.label = device_label(request.user_agent.string)
     user = device.user
     login_user(user, fresh=False)  # the session keeps the user id only, never the token
-    start_authenticated(user.id, user.username, epoch, remembered=device.id)
+    start_authenticated(
+        user.id,
+        user.username,
+        epoch,
+        remembered=device.id,
+        method="remember-me",  # the device signed in with every factor when it was remembered
+        mfa=user.has_second_factor(),
+    )
     audit.record(user, "login_remembered")
     db.session.commit()
     return user

@@ -7,12 +7,14 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_login import current_user, login_fresh, login_required
+from flask_login import current_user, login_required
 
 from ..extensions import limiter
+from ..mfa import pending
+from ..mfa.stepup import is_fresh
 from . import service
 from .forms import LoginForm, LogoutForm, RegisterForm
-from .lockout import failure_budgets
+from .lockout import check_passed, failure_budgets
 
 bp = Blueprint("auth", __name__)
 
@@ -54,15 +56,21 @@ def register() -> ResponseReturnValue:
 @limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN"], methods=["POST"])
 @failure_budgets
 def login() -> ResponseReturnValue:
-    """Log in; also where a remembered user confirms their password (a "fresh" login)."""
+    """Log in; also where a signed-in user signs in again for a sensitive action (step-up).
+
+    An account with a second factor goes on to /login/verify with no session yet."""
     target = safe_next(request.args.get("next")) or url_for("main.dashboard")
-    if current_user.is_authenticated and login_fresh():
+    if current_user.is_authenticated and is_fresh():
         return redirect(target)
     form = LoginForm()
     if form.validate_on_submit():
         found = service.authenticate(form.username.data, form.password.data)
         if found is not None:
             user, epoch = found
+            if user.has_second_factor():  # no session until the second factor (mfa/pending.py)
+                pending.start(user, epoch, remember=form.remember.data, next_url=target)
+                check_passed()
+                return redirect(url_for("mfa.verify"))
             service.log_in(user, remember=form.remember.data, epoch=epoch)
             return redirect(target)
         form.form_errors.append(INVALID_LOGIN)

@@ -206,18 +206,21 @@ def authenticate(username: str, password: str) -> tuple[User, int] | None:
     return user, epoch
 
 
-def log_in(user: User, remember: bool, epoch: int) -> None:
+def log_in(user: User, remember: bool, epoch: int, method: str = "password") -> None:
     """Sign `user` in under a new session id, remembering this device if asked.
 
-    Nothing of the signed-out session is kept: the CSRF secret is regenerated after login.
-    The database work commits first: if it fails, no session or cookie is made.
+    `method` says how: "password" or, once the second factor passed (mfa/), "password+totp",
+    "password+passkey", "password+recovery-code"; "passkey" alone. Nothing of the signed-out
+    session is kept: the CSRF secret is regenerated after login. The database work commits
+    first: if it fails, no session or cookie is made.
     """
     device, payload = remember_device(user) if remember else (None, "")
     audit.record(user, "login")
     db.session.commit()
     session.clear()
     login_user(user)
-    start_authenticated(user.id, user.username, epoch, remembered=device)
+    mfa = method != "password" or user.has_second_factor()
+    start_authenticated(user.id, user.username, epoch, remembered=device, method=method, mfa=mfa)
     if payload:
         set_remember_cookie(payload)
     if recognised_nonce() is None:

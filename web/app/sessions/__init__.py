@@ -93,13 +93,20 @@ def session_epoch(user_id: int) -> int:
 
 
 def start_authenticated(
-    user_id: int, username: str, epoch: int, remembered: int | None = None
+    user_id: int,
+    username: str,
+    epoch: int,
+    remembered: int | None = None,
+    method: str = "password",
+    mfa: bool = False,
 ) -> None:
     """Sign the current session in under a fresh id (no fixation), created as the request ends.
 
     `epoch` is the user's session epoch read before the credential was checked: if a
     revocation happened since, the session is not created. `remembered` is the id of the
-    remembered device this session belongs to, if any.
+    remembered device this session belongs to, if any. `method` says how the user signed in
+    (the sessions page shows it); a remember-me restore is no sign-in, so its session is not
+    fresh for a step-up (mfa/stepup.py). `mfa`: the account has a second factor.
     """
     current = _current()
     at = now(current_app.config)
@@ -110,6 +117,9 @@ def start_authenticated(
         "ip": request.remote_addr,
         "device": device_label(request.user_agent.string),
         "remembered": remembered,
+        "method": method,
+        "verified_at": 0 if method == "remember-me" else at,
+        "mfa": mfa,
     }
     current[SEEN] = at
     current.epoch = epoch
@@ -122,6 +132,13 @@ def rotate_current_session(epoch: int) -> None:
     if current.sid:
         current.epoch = epoch
         _store().regenerate(current)
+
+
+def update_identity(**changes: Any) -> None:
+    """Change what this signed-in session knows of its user (its factors, say)."""
+    current = _current()
+    if current.sid and current.get(AUTH):
+        current[AUTH] = {**current[AUTH], **changes}
 
 
 def signed_in_identity() -> dict[str, Any] | None:
@@ -208,6 +225,7 @@ class SessionInfo:
     device: str
     current: bool
     remembered: int | None  # the remembered device that started it, if any
+    method: str  # how it signed in: password, password+totp, passkey, remember-me, ...
 
 
 def list_sessions(user_id: int, current: str | None = None) -> list[SessionInfo]:
@@ -231,6 +249,7 @@ def list_sessions(user_id: int, current: str | None = None) -> list[SessionInfo]
                 device=auth.get("device") or "Unknown device",
                 current=sid == current,
                 remembered=auth.get("remembered"),
+                method=auth.get("method", "password"),  # sessions from before methods existed
             )
         )
     if dead:  # only the index entries: a key that is still there belongs to someone else

@@ -36,7 +36,9 @@ from redis import Redis, RedisError
 from ..config import now
 from ..metrics import SESSION_STORE_ERRORS
 
-AUTH = "_auth"  # set at login: {"uid", "username", "started", "ip", "device", "remembered"}
+# Set at login: {"uid", "username", "started", "ip", "device", "remembered", "method",
+# "verified_at", "mfa"} (sessions/__init__.py, start_authenticated).
+AUTH = "_auth"
 SEEN = "_seen"  # when the session was last touched, for the idle timeout
 INDEX_PREFIX = "user-sessions:"
 

@@ -1,0 +1,45 @@
+"""Forms of the second factor."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length
+
+from ..models import PASSKEY_NAME_MAX
+
+
+class CodeForm(FlaskForm):
+    """A code from the authenticator app (or, at sign-in, a recovery code)."""
+
+    code = StringField(
+        "Code",
+        validators=[DataRequired(), Length(max=64)],
+        render_kw={"autocomplete": "one-time-code", "inputmode": "text", "autofocus": True},
+    )
+    submit = SubmitField("Verify")
+
+
+class PasskeyAssertionForm(FlaskForm):
+    """A passkey's answer (filled in by /static/js/passkeys.js)."""
+
+    credential = HiddenField(validators=[DataRequired(), Length(max=16 * 1024)])
+    submit = SubmitField("Use a passkey")
+
+
+class PasskeyRegistrationForm(FlaskForm):
+    """A name for the new passkey, and the authenticator's answer (filled in by the script)."""
+
+    name = StringField(
+        "Name of this passkey",
+        validators=[DataRequired(), Length(max=PASSKEY_NAME_MAX)],
+        description="So you can tell your passkeys apart, e.g. “Laptop” or “Phone”.",
+    )
+    credential = HiddenField(validators=[Length(max=16 * 1024)])
+    submit = SubmitField("Add a passkey")
+
+
+class ConfirmForm(FlaskForm):
+    """An empty form whose CSRF token guards a button."""
+
+    submit = SubmitField("Confirm")

@@ -1,0 +1,194 @@
+"""Second factors, enrolled, used, disabled and reset: each audited, each change mailed to
+the account's verified address (a factor is offered to accounts with one).
+
+A factor is an authenticator app (TOTP) or a passkey; recovery codes come with the first
+factor and go with the last. Turning a factor on or off changes what this session knows
+(`mfa`, for MFA_REQUIRED); ending an account's factors by an operator also ends its sessions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, session
+
+from .. import audit
+from ..auth import service as auth_service
+from ..config import utcnow
+from ..extensions import db
+from ..models import Passkey, RecoveryCode, User
+from ..sessions import update_identity
+from . import crypto, recovery_codes, totp
+
+ENROLMENT_KEY = "totp_enrolment"  # the secret being enrolled, encrypted, in the session
+
+
+@dataclass(frozen=True)
+class Factors:
+    """What protects an account besides its password."""
+
+    totp: bool
+    passkeys: list[Passkey]
+    recovery_codes_left: int
+
+    @property
+    def any(self) -> bool:
+        """Return whether the account has a second factor."""
+        return self.totp or bool(self.passkeys)
+
+
+def factors_of(user: User) -> Factors:
+    """Return the user's factors."""
+    return Factors(
+        totp=user.totp_enabled_at is not None,
+        passkeys=list(
+            db.session.scalars(
+                db.select(Passkey).where(Passkey.user_id == user.id).order_by(Passkey.id)
+            )
+        ),
+        recovery_codes_left=recovery_codes.remaining(user),
+    )
+
+
+def has_factor(user: User) -> bool:
+    """Return whether the user has a second factor (one query at most)."""
+    return user.has_second_factor()
+
+
+def notice(user: User, change: str) -> None:
+    """Mail the user that their factors changed (to their verified address)."""
+    auth_service._notice(user, "second-factor-notice", change=change)
+
+
+def begin_totp() -> str:
+    """Start enrolling an authenticator app: a new secret, kept (encrypted) in the session."""
+    secret = totp.new_secret()
+    session[ENROLMENT_KEY] = crypto.encrypt(secret)
+    return secret
+
+
+def enrolling_secret() -> str | None:
+    """Return the secret being enrolled in this session, if any."""
+    token = session.get(ENROLMENT_KEY)
+    return crypto.decrypt(token) if isinstance(token, str) else None
+
+
+def confirm_totp(user: User, code: str) -> list[str] | None:
+    """Turn the authenticator app on if `code` is valid for the secret being enrolled.
+
+    Returns the new recovery codes (a first factor brings a set; else an empty list), or None
+    if the code is wrong. The code's step is recorded: it cannot be used again to sign in.
+    """
+    secret = enrolling_secret()
+    step = totp.matching_step(secret, code) if secret else None
+    if secret is None or step is None:
+        return None
+    first = not has_factor(user)
+    user.totp_secret = crypto.encrypt(secret)
+    user.totp_last_step = step
+    user.totp_enabled_at = utcnow(current_app.config)
+    codes = recovery_codes.regenerate(user) if first or not recovery_codes.remaining(user) else []
+    audit.record(user, "totp_enabled")
+    db.session.commit()
+    session.pop(ENROLMENT_KEY, None)
+    update_identity(mfa=True)
+    notice(user, "totp_enabled")
+    return codes
+
+
+def disable_totp(user: User) -> None:
+    """Turn the authenticator app off (the recovery codes go with the last factor)."""
+    user.totp_secret = None
+    user.totp_last_step = None
+    user.totp_enabled_at = None
+    _after_removal(user, "totp_disabled")
+
+
+def remove_passkey(user: User, passkey_id: int) -> bool:
+    """Remove one of the user's passkeys; False if they have no such passkey."""
+    deleted = db.session.execute(
+        db.delete(Passkey).where(Passkey.id == passkey_id, Passkey.user_id == user.id)
+    )
+    if not deleted.rowcount:  # type: ignore[attr-defined]
+        return False
+    _after_removal(user, "passkey_removed")
+    return True
+
+
+def _after_removal(user: User, event: str) -> None:
+    db.session.flush()
+    left = has_factor(user)
+    if not left:
+        db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    audit.record(user, event)
+    db.session.commit()
+    update_identity(mfa=left)
+    notice(user, event)
+
+
+def passkey_added(user: User, first: bool) -> list[str]:
+    """Record a passkey just registered (commits); return new recovery codes if it is the
+    account's first factor, else an empty list."""
+    codes = recovery_codes.regenerate(user) if first else []
+    audit.record(user, "passkey_added")
+    db.session.commit()
+    update_identity(mfa=True)
+    notice(user, "passkey_added")
+    return codes
+
+
+def regenerate_recovery_codes(user: User) -> list[str]:
+    """Replace the user's recovery codes (the old ones stop working); return the new ones."""
+    codes = recovery_codes.regenerate(user)
+    audit.record(user, "recovery_codes_regenerated")
+    db.session.commit()
+    notice(user, "recovery_codes_regenerated")
+    return codes
+
+
+def check_code(user: User, code: str) -> str | None:
+    """Check a code typed at the second-factor step: an authenticator code, else a recovery
+    code. Return how the user signed in ("password+totp", "password+recovery-code") or None.
+    """
+    digits = "".join(code.split())
+    if digits.isdigit() and len(digits) == 6:
+        return "password+totp" if totp.use_code(user, digits) else None
+    if recovery_codes.use(user, code):
+        audit.record(user, "recovery_code_used")
+        db.session.commit()
+        notice(user, "recovery_code_used")
+        return "password+recovery-code"
+    return None
+
+
+def factor_failed(user: User) -> None:
+    """Record a wrong second factor (audited; the caller counts the attempt)."""
+    audit.record(user, "second_factor_failed")
+    db.session.commit()
+
+
+def reset(user: User) -> int:
+    """Remove every factor of `user` and end their sessions and remembered devices (an
+    operator's command, for a user who lost every factor); return how many sessions ended."""
+    user.totp_secret = None
+    user.totp_last_step = None
+    user.totp_enabled_at = None
+    db.session.execute(db.delete(Passkey).where(Passkey.user_id == user.id))
+    db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    audit.record(user, "factors_reset")
+    db.session.commit()
+    ended = auth_service.end_all_sessions([user])
+    notice(user, "factors_reset")
+    return ended
+
+
+def rotate_keys() -> int:
+    """Re-encrypt every authenticator secret under the first key; return how many."""
+    users = db.session.scalars(db.select(User).where(User.totp_secret.is_not(None)))
+    count = 0
+    for user in users:
+        assert user.totp_secret is not None
+        user.totp_secret = crypto.rotate(user.totp_secret)
+        count += 1
+    db.session.commit()
+    return count
