@@ -25,6 +25,7 @@ def test_history_is_the_committed_sequence(app):
         "0003_account_security",
         "0004_remembered_devices",
         "0005_user_email",
+        "0006_second_factor",
     ]
 
 
@@ -33,6 +34,6 @@ def test_downgrade_to_base_and_upgrade_again(app):
         downgrade(revision="base")
         assert db.inspect(db.engine).get_table_names() == ["alembic_version"]
         upgrade()
-        assert {"users", "people", "auth_events", "remembered_devices"} <= set(
+        assert {"users", "people", "auth_events", "remembered_devices", "passkeys"} <= set(
             db.inspect(db.engine).get_table_names()
         )

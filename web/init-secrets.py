@@ -6,7 +6,8 @@ migrate and web start. A secret given in the environment (from .env) wins; other
 value stored by an earlier run is reused; otherwise a new random one is generated.
 
     /secrets/canonical   root 0600 - the source of truth (mounted in this service only)
-    /secrets/web         app-uid 0440 - secret_key, postgres_app_password, redis_password
+    /secrets/web         app-uid 0440 - secret_key, postgres_app_password, redis_password,
+                         redis_jobs_password, mfa_encryption_key
     /secrets/migrate     app-uid 0440 - the same, postgres_owner_password (the schema owner's,
                          which migrates) and postgres_password (the superuser's, which only
                          creates and updates the roles: `flask access bootstrap`)
@@ -45,6 +46,9 @@ SECRETS = {
     # The web tier's own role (`flask access grant`, run by migrate, sets it on every run).
     "postgres_app_password": ("POSTGRES_APP_PASSWORD", lambda: secrets.token_urlsafe(32)),
     "redis_password": ("REDIS_PASSWORD", lambda: secrets.token_urlsafe(32)),
+    # Encrypts the authenticator apps' secrets at rest (app/mfa/crypto.py). To rotate: put a
+    # new one first in MFA_ENCRYPTION_KEYS (new,old), run `flask mfa rotate-key`, drop the old.
+    "mfa_encryption_key": ("MFA_ENCRYPTION_KEYS", lambda: secrets.token_urlsafe(32)),
     "redis_probe_password": ("REDIS_PROBE_PASSWORD", lambda: secrets.token_urlsafe(32)),
     "redis_jobs_password": ("REDIS_JOBS_PASSWORD", lambda: secrets.token_urlsafe(32)),
     "redis_admin_password": ("REDIS_ADMIN_PASSWORD", lambda: secrets.token_urlsafe(32)),
@@ -53,7 +57,13 @@ SECRETS = {
     "postgres_monitor_password": ("POSTGRES_MONITOR_PASSWORD", lambda: secrets.token_urlsafe(32)),
     "redis_monitor_password": ("REDIS_MONITOR_PASSWORD", lambda: secrets.token_urlsafe(32)),
 }
-WEB_SECRETS = ("secret_key", "postgres_app_password", "redis_password", "redis_jobs_password")
+WEB_SECRETS = (
+    "secret_key",
+    "postgres_app_password",
+    "redis_password",
+    "redis_jobs_password",
+    "mfa_encryption_key",
+)
 
 HOUSEKEEPING_SECRETS = ("secret_key", "postgres_owner_password", "redis_password")
 

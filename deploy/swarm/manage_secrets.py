@@ -40,6 +40,10 @@ GROUPS = {
         "POSTGRES_APP_PASSWORD_VERSION",
         {"postgres_app_password": "POSTGRES_APP_PASSWORD"},
     ),
+    "mfa_encryption_key": (
+        "MFA_ENCRYPTION_KEY_VERSION",
+        {"mfa_encryption_key": "MFA_ENCRYPTION_KEYS"},
+    ),
     "redis": (
         "REDIS_VERSION",
         {

@@ -191,9 +191,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Auth events (the account page's "recent activity") older than this are deleted by
         # `flask auth-events prune` (app/retention.py; the housekeeping service).
         "AUTH_EVENTS_RETENTION_DAYS": integer(env, "AUTH_EVENTS_RETENTION_DAYS", 90, minimum=1),
-        # Second factor (app/mfa/). Keys that encrypt authenticator secrets at rest: Fernet keys,
-        # comma-separated, the first encrypts, all decrypt (rotation: `flask mfa rotate-key`).
-        # Empty: one derived from SECRET_KEY (the stack's secrets service always sets one).
+        # Second factor (app/mfa/). Secrets whose keys encrypt authenticator secrets at rest,
+        # comma-separated: the first encrypts, all decrypt (rotation: `flask mfa rotate-key`).
+        # Empty: SECRET_KEY's (the stack's secrets service always sets one of its own).
         "MFA_ENCRYPTION_KEYS": [
             k.strip()
             for k in (value_or_file(env, "MFA_ENCRYPTION_KEYS") or "").split(",")

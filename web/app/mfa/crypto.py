@@ -1,9 +1,11 @@
 """Authenticator secrets are encrypted at rest (Fernet: AES-128-CBC with HMAC-SHA256).
 
-MFA_ENCRYPTION_KEYS lists Fernet keys: the first encrypts, every one decrypts, so a new key is
-put first and the old one kept until `flask mfa rotate-key` has re-encrypted every secret.
-With none set, one key is derived from SECRET_KEY (HKDF, its own purpose): the stack's
-secrets service always sets a key of its own, so rotating SECRET_KEY loses no secret.
+MFA_ENCRYPTION_KEYS lists secrets (random strings of at least 32 characters, like every other
+generated secret); each gives a Fernet key through HKDF-SHA256. The first encrypts, every one
+decrypts, so a new secret is put first and the old one kept until `flask mfa rotate-key` has
+re-encrypted every authenticator secret. With none set, the key comes from SECRET_KEY (its
+own HKDF purpose); the stack's secrets service always sets one of its own, so rotating
+SECRET_KEY loses no authenticator.
 """
 
 from __future__ import annotations
@@ -17,24 +19,24 @@ from flask import current_app
 
 from ..environment import ConfigError
 
+MIN_KEY_LENGTH = 32
 
-def _derived_key(secret_key: str) -> bytes:
+
+def _fernet(secret: str) -> Fernet:
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"flask-stack mfa secrets")
-    return base64.urlsafe_b64encode(hkdf.derive(secret_key.encode()))
+    return Fernet(base64.urlsafe_b64encode(hkdf.derive(secret.encode())))
 
 
 def _box() -> MultiFernet:
-    config = current_app.config
     if "MFA_BOX" not in current_app.extensions:
-        keys = config["MFA_ENCRYPTION_KEYS"] or [_derived_key(config["SECRET_KEY"])]
-        try:
-            current_app.extensions["MFA_BOX"] = MultiFernet([Fernet(key) for key in keys])
-        except ValueError as error:
+        config = current_app.config
+        secrets = config["MFA_ENCRYPTION_KEYS"] or [config["SECRET_KEY"]]
+        if any(len(secret) < MIN_KEY_LENGTH for secret in secrets):
             raise ConfigError(
-                "MFA_ENCRYPTION_KEYS: each key must be 32 url-safe base64-encoded bytes "
-                '(python -c "from cryptography.fernet import Fernet; '
-                'print(Fernet.generate_key().decode())")'
-            ) from error
+                f"MFA_ENCRYPTION_KEYS: each key must be at least {MIN_KEY_LENGTH} random "
+                'characters (python -c "import secrets; print(secrets.token_urlsafe(32))")'
+            )
+        current_app.extensions["MFA_BOX"] = MultiFernet([_fernet(s) for s in secrets])
     box: MultiFernet = current_app.extensions["MFA_BOX"]
     return box
 
