@@ -108,6 +108,20 @@ def test_urls_are_built_from_parts_with_the_passwords_from_files(tmp_path):
     assert config["RATELIMIT_STORAGE_URI"] == config["REDIS_URL"]
 
 
+@pytest.mark.parametrize(
+    ("env", "url"),
+    [
+        ({"TRUSTED_HOSTS": "example.com"}, "https://example.com"),
+        ({"TRUSTED_HOSTS": "example.com", "HTTPS_PORT": "443"}, "https://example.com"),
+        ({"TRUSTED_HOSTS": "example.com", "HTTPS_PORT": "8443"}, "https://example.com:8443"),
+        ({"HTTPS_PORT": "8443", "SITE_URL": "https://site.example"}, "https://site.example"),
+    ],
+)
+def test_the_site_url_is_where_browsers_reach_the_site(env, url):
+    """Mail links and the passkeys' origin: SERVER_NAME, and the public port unless 443."""
+    assert config_for(**env)["SITE_URL"] == url
+
+
 def test_derived_settings_follow_the_overrides():
     """Tests and embedders override a base setting; what derives from it follows."""
     config = build({"SESSION_COOKIE_SECURE": False, "REMEMBER_COOKIE_DAYS": 3}, environ=GOOD)

@@ -58,9 +58,11 @@ def wait_for_mail(stack: Stack, address: str, subject: str, timeout: float = 90)
 
 
 def link_path(stack: Stack, message: dict) -> str:
-    """Return the path of the link in a message (it names SERVER_NAME, not our port). Its
-    token joins the run's secrets: no log line of any service may hold it."""
-    match = re.search(r"https://localhost(/\S+)", message["text"])
+    """Return the path of the link in a message: it names the site as a browser reaches it
+    (SERVER_NAME and HTTPS_PORT). Its token joins the run's secrets: no log line of any
+    service may hold it."""
+    site = f"https://localhost:{stack.https_port}"  # SERVER_NAME is localhost here
+    match = re.search(re.escape(site) + r"(/\S+)", message["text"])
     assert match, message["text"]
     stack.secrets.add(match.group(1).rsplit("/", 1)[1])
     return match.group(1)

@@ -115,8 +115,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SMTP_PASSWORD": value_or_file(env, "SMTP_PASSWORD"),
         "SMTP_SECURITY": text(env, "SMTP_SECURITY", "starttls"),
         "MAIL_FROM": text(env, "MAIL_FROM", "Flask stack <no-reply@localhost>"),
-        # Links in mail; empty: https://<SERVER_NAME> (derive). Never the request's Host.
+        # Links in mail and passkeys' origin; empty: https://<SERVER_NAME>[:HTTPS_PORT] (derive).
+        # Never the request's Host.
         "SITE_URL": text(env, "SITE_URL", ""),
+        "HTTPS_PORT": integer(env, "HTTPS_PORT", 443, minimum=1),
         "SITE_NAME": text(env, "SITE_NAME", "Flask stack"),
         "EMAIL_VERIFY_MAX_AGE": integer(env, "EMAIL_VERIFY_MAX_AGE", 24 * 3600, minimum=60),
         "PASSWORD_RESET_MAX_AGE": integer(env, "PASSWORD_RESET_MAX_AGE", 30 * 60, minimum=60),
@@ -228,7 +230,8 @@ def derive(config: Mapping[str, Any]) -> dict[str, Any]:
         "REMEMBER_COOKIE_DURATION": timedelta(days=config["REMEMBER_COOKIE_DAYS"]),
         "RATELIMIT_STORAGE_URI": config["REDIS_URL"],
         "JOBS_REDIS_URL": config["JOBS_REDIS_URL"] or config["REDIS_URL"],
-        "SITE_URL": config["SITE_URL"] or f"https://{(extra or ['localhost'])[0]}",
+        "SITE_URL": config["SITE_URL"]
+        or site_url((extra or ["localhost"])[0], config["HTTPS_PORT"]),
         # Host names to answer (others get 400); None answers any, outside production.
         "TRUSTED_HOSTS": (
             None
@@ -238,6 +241,11 @@ def derive(config: Mapping[str, Any]) -> dict[str, Any]:
         "LOG_FORMAT": config["LOG_FORMAT"]
         or ("json" if config["APP_ENV"] == "production" else "text"),
     }
+
+
+def site_url(host: str, port: int) -> str:
+    """Return the site's public URL: https://host, with the port unless it is 443."""
+    return f"https://{host}" if port == 443 else f"https://{host}:{port}"
 
 
 def build(
