@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ UP_TIMEOUT = 600  # seconds: a cold build on 2 cores takes a few minutes at most
 TEST_PASSWORD = "correct horse battery staple 42"
 # Passwords the tests type (right and wrong ones): none may ever reach a log line.
 TYPED_PASSWORDS = (TEST_PASSWORD, TEST_PASSWORD + " changed", "not the password at all")
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
 MONITORING_IMAGES = (
     "prometheus",
     "nginx-exporter",
@@ -39,7 +42,8 @@ MONITORING_IMAGES = (
 # The generated secrets, read from the containers before the stack goes down.
 SECRET_FILES = {
     "web": "/run/secrets/app/secret_key /run/secrets/app/postgres_app_password"
-    " /run/secrets/app/redis_password /run/secrets/app/redis_jobs_password",
+    " /run/secrets/app/redis_password /run/secrets/app/redis_jobs_password"
+    " /run/secrets/app/mfa_encryption_key",
     "redis": "/run/secrets/redis/admin_password /run/secrets/redis/probe_password",
     "housekeeping": "/run/secrets/app/postgres_owner_password",
     # The exporters' logins (monitoring profile only).
@@ -306,3 +310,94 @@ def client(stack: Stack) -> Iterator[requests.Session]:
     """Return a fresh HTTPS client (its own cookie jar) for one test."""
     with stack.session() as session:
         yield session
+
+
+@pytest.fixture(scope="session")
+def mailed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack of its own with the `mail` profile (MailDev), for the files that read mail."""
+    # Short retry delays: an outage is outlasted in seconds, not minutes.
+    retries = {"JOBS_RETRY_INTERVALS": "2,3,5,8,13"}
+    with running_stack(tmp_path_factory, "mail", profiles=("mail",), **retries) as stack:
+        yield stack
+
+
+def mail_api(stack: Stack) -> str:
+    return f"http://127.0.0.1:{stack.env['MAIL_UI_PORT']}"
+
+
+def messages_to(stack: Stack, address: str) -> list[dict]:
+    with requests.Session() as client:
+        client.trust_env = False
+        response = client.get(mail_api(stack) + "/email", timeout=10)
+    response.raise_for_status()
+    return [m for m in response.json() if any(t["address"] == address for t in m["to"])]
+
+
+def wait_for_mail(stack: Stack, address: str, subject: str, timeout: float = 90) -> dict:
+    """Wait until a message with `subject` in its subject reached `address`; return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            found = [m for m in messages_to(stack, address) if subject in m["subject"]]
+        except requests.ConnectionError:  # MailDev (re)starting
+            found = []
+        if found:
+            return found[-1]
+        time.sleep(0.5)
+    raise AssertionError(f"no {subject!r} mail for {address} within {timeout} s")
+
+
+def link_path(stack: Stack, message: dict) -> str:
+    """Return the path of the link in a message: it names the site as a browser reaches it
+    (SERVER_NAME and HTTPS_PORT). Its token joins the run's secrets: no log line of any
+    service may hold it."""
+    site = f"https://localhost:{stack.https_port}"  # SERVER_NAME is localhost here
+    match = re.search(re.escape(site) + r"(/\S+)", message["text"])
+    assert match, message["text"]
+    stack.secrets.add(match.group(1).rsplit("/", 1)[1])
+    return match.group(1)
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Start headless Chromium with flags that work offline and as root."""
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        message = "Debian's chromium and chromium-driver are needed: make browser"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
+        "--disable-dev-shm-usage", "--window-size=1100,900",
+        # the stack's certificate is self-signed; everything else about TLS stays real
+        "--ignore-certificate-errors",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def submit(driver, fields: dict[str, str], then_shows: str) -> None:
+    """Type into the form's fields, click its submit button, wait for the next page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    for name, value in fields.items():
+        element = driver.find_element(By.NAME, name)
+        element.clear()
+        element.send_keys(value)
+    driver.find_element(By.NAME, "submit").click()
+    # click() does not wait for the navigation it starts: wait for the page that follows.
+    WebDriverWait(driver, 15).until(lambda d: then_shows in d.page_source)

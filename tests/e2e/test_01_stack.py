@@ -119,7 +119,13 @@ def test_redis_memory_and_persistence_settings(stack: Stack, setting: str, expec
 def test_web_secrets_are_files_only_the_app_user_can_read(stack: Stack) -> None:
     modes = stack.exec("web", "stat -c '%a %u %n' /run/secrets/app/*").splitlines()
     names = {line.rsplit("/", 1)[1] for line in modes}
-    assert names == {"secret_key", "postgres_app_password", "redis_password", "redis_jobs_password"}
+    assert names == {
+        "secret_key",
+        "postgres_app_password",
+        "redis_password",
+        "redis_jobs_password",
+        "mfa_encryption_key",
+    }
     assert all(line.startswith("440 10001 ") for line in modes), modes
     environment = stack.exec("web", "tr '\\0' '\\n' < /proc/1/environ")
     assert "SECRET_KEY_FILE=" in environment or "SECRET_KEY=" in environment

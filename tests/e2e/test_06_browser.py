@@ -8,63 +8,15 @@ serve, and that forms pass Flask-WTF's Referer check under the Referrer-Policy n
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import TEST_PASSWORD, Stack, new_username
+from .conftest import TEST_PASSWORD, Stack, new_username, submit
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 LIGHT, DARK = "rgb(255, 255, 255)", "rgb(33, 33, 33)"  # body background, static/css/site.css
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """Start headless Chromium with flags that work offline and as root."""
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        message = "Debian's chromium and chromium-driver are needed: make browser"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
-        "--disable-dev-shm-usage", "--window-size=1100,900",
-        # the stack's certificate is self-signed; everything else about TLS stays real
-        "--ignore-certificate-errors",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
-    ):  # fmt: skip
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def submit(driver, fields: dict[str, str], then_shows: str) -> None:
-    """Type into the form's fields, click its submit button, wait for the next page."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    for name, value in fields.items():
-        element = driver.find_element(By.NAME, name)
-        element.clear()
-        element.send_keys(value)
-    driver.find_element(By.NAME, "submit").click()
-    # click() does not wait for the navigation it starts: wait for the page that follows.
-    WebDriverWait(driver, 15).until(lambda d: then_shows in d.page_source)
 
 
 def shoot(driver, name: str) -> None:

@@ -2,70 +2,30 @@
 REST API the tests read. Register and verify, forget the password and get back in, and an
 SMTP outage that the worker outlasts.
 
-A stack of its own, started once for this file, with short retry delays.
+The mail stack (conftest.py: `mailed`), shared with test_13_second_factor.py.
 """
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-import requests
 
-from .conftest import TEST_PASSWORD, Stack, new_username, running_stack
+from .conftest import (
+    TEST_PASSWORD,
+    Stack,
+    link_path,
+    messages_to,
+    new_username,
+    wait_for_mail,
+)
 
 pytestmark = pytest.mark.e2e
 
 NEW_PASSWORD = "a completely new passphrase 7"
-
-
-@pytest.fixture(scope="module")
-def mailed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    # Short retry delays: an outage is outlasted in seconds, not minutes.
-    retries = {"JOBS_RETRY_INTERVALS": "2,3,5,8,13"}
-    with running_stack(tmp_path_factory, "mail", profiles=("mail",), **retries) as stack:
-        yield stack
-
-
-def mail_api(stack: Stack) -> str:
-    return f"http://127.0.0.1:{stack.env['MAIL_UI_PORT']}"
-
-
-def messages_to(stack: Stack, address: str) -> list[dict]:
-    with requests.Session() as client:
-        client.trust_env = False
-        response = client.get(mail_api(stack) + "/email", timeout=10)
-    response.raise_for_status()
-    return [m for m in response.json() if any(t["address"] == address for t in m["to"])]
-
-
-def wait_for_mail(stack: Stack, address: str, subject: str, timeout: float = 90) -> dict:
-    """Wait until a message with `subject` in its subject reached `address`; return it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            found = [m for m in messages_to(stack, address) if subject in m["subject"]]
-        except requests.ConnectionError:  # MailDev (re)starting
-            found = []
-        if found:
-            return found[-1]
-        time.sleep(0.5)
-    raise AssertionError(f"no {subject!r} mail for {address} within {timeout} s")
-
-
-def link_path(stack: Stack, message: dict) -> str:
-    """Return the path of the link in a message: it names the site as a browser reaches it
-    (SERVER_NAME and HTTPS_PORT). Its token joins the run's secrets: no log line of any
-    service may hold it."""
-    site = f"https://localhost:{stack.https_port}"  # SERVER_NAME is localhost here
-    match = re.search(re.escape(site) + r"(/\S+)", message["text"])
-    assert match, message["text"]
-    stack.secrets.add(match.group(1).rsplit("/", 1)[1])
-    return match.group(1)
 
 
 def test_register_verify_forget_and_reset(mailed: Stack) -> None:
