@@ -171,6 +171,14 @@ sessions: ## List a user's live sessions: make sessions USER=alice (or ALL=1)
 end-sessions: ## End every session and remember-me of a user: make end-sessions USER=alice (or ALL=1)
 	$(COMPOSE) exec web flask sessions end $(who)
 
+.PHONY: mfa-reset
+mfa-reset: ## Remove every second factor of a user who lost them all, and end their sessions: make mfa-reset USER=alice
+	$(COMPOSE) exec web flask mfa reset "$(if $(filter command line,$(origin USER)),$(USER),$(error give USER=<username>))"
+
+.PHONY: mfa-rotate-key
+mfa-rotate-key: ## Re-encrypt the authenticator secrets under the first of MFA_ENCRYPTION_KEYS (docs/sessions.md)
+	$(COMPOSE) exec web flask mfa rotate-key
+
 .PHONY: jobs
 jobs: ## Show the mail queue and the dead-letter list (messages whose every retry failed)
 	$(COMPOSE) exec worker flask jobs status

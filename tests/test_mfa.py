@@ -466,3 +466,21 @@ def test_removing_a_passkey_needs_step_up(app, client, outbox, clock):
         assert db.session.scalar(db.select(db.func.count()).select_from(RecoveryCode)) == 0
     deliver(app)
     assert "passkey was removed" in factor_notice(outbox)
+
+
+def test_a_second_factor_challenge_is_answered_once(app, client, outbox):
+    authenticator = passkey_user(app, client, outbox)
+    Auth(client).logout()
+    password_step(client)
+    token = csrf(client, "/login/verify")
+    options = client.post(
+        "/login/verify/passkey-options", headers={"X-CSRFToken": token}
+    ).get_json()
+    forged = authenticator.get(options, origin="https://evil.example")
+    good = authenticator.get(options)
+    for credential in (forged, good):  # the forged answer spent the challenge
+        response = client.post(
+            "/login/verify", data={"csrf_token": token, "credential": credential}
+        )
+        assert response.status_code == 401
+    assert not signed_in(client)

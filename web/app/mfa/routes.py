@@ -34,8 +34,10 @@ bp = Blueprint("mfa", __name__)
 
 REGISTRATION_CHALLENGE = "passkey_registration"  # in the signed-in session, single-use
 WRONG_CODE = "That code is not valid (or was used already)."
+WRONG_PASSKEY = "That passkey did not confirm it is you. Try again, or enter a code."
 # Where a signed-in user without a factor may still go when MFA_REQUIRED is on.
-OPEN_WITHOUT_FACTOR = {"auth.logout", "account.email", "static"}
+# (The account page holds the address prompt: a factor needs a verified address first.)
+OPEN_WITHOUT_FACTOR = {"auth.logout", "account.index", "account.email", "static"}
 
 
 def login_limit() -> str:
@@ -192,6 +194,7 @@ def verify() -> ResponseReturnValue:
     if (passkey_form if via_passkey else form).validate_on_submit():
         check_started()
         if via_passkey:
+            pending.set_challenge(found, "")  # each challenge is answered once, right or wrong
             used = passkeys.authenticate(passkey_form.credential.data, found.challenge, user.id)
             method = "password+passkey" if used else None
         else:
@@ -203,7 +206,7 @@ def verify() -> ResponseReturnValue:
         if pending.spend_attempt(found) == 0:
             flash(_("Too many wrong codes: log in again."), "error")
             return redirect(url_for("auth.login"))
-        form.code.errors.append(WRONG_CODE)
+        form.form_errors.append(WRONG_PASSKEY if via_passkey else WRONG_CODE)
     status = 401 if request.method == "POST" else 200
     return render_template(
         "mfa/verify.html",
