@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 FIELDS = (
     "username", "password", "confirm", "current_password", "new_password", "remember",
-    "name", "email", "notes", "theme", "language", "submit", "next",
+    "name", "email", "notes", "theme", "language", "submit", "next", "code", "credential",
 )  # fmt: skip
 CORPUS = [
     "\x00",

@@ -484,3 +484,34 @@ def test_a_second_factor_challenge_is_answered_once(app, client, outbox):
         )
         assert response.status_code == 401
     assert not signed_in(client)
+
+
+HOSTILE_CREDENTIALS = [
+    "",
+    "not json",
+    "[]",
+    "null",
+    '{"id": 1}',
+    '{"id": "AA", "rawId": "!!!", "type": "public-key", "response": null}',
+    '{"id": "AA", "rawId": "AA", "type": "public-key", "response": {"clientDataJSON": "%%"}}',
+    "{" * 5000,
+    "x" * 20_000,
+]
+
+
+@pytest.mark.parametrize("credential", HOSTILE_CREDENTIALS)
+def test_hostile_passkey_answers_are_4xx_or_refused_never_5xx(app, client, outbox, credential):
+    passkey_user(app, client, outbox)
+    Auth(client).logout()
+    token = csrf(client, "/login")
+    client.post("/login/passkey/options", headers={"X-CSRFToken": token})
+    response = client.post("/login/passkey", data={"csrf_token": token, "credential": credential})
+    assert response.status_code in (302, 400) and not signed_in(client)
+    password_step(client)
+    token = csrf(client, "/login/verify")
+    client.post("/login/verify/passkey-options", headers={"X-CSRFToken": token})
+    response = client.post("/login/verify", data={"csrf_token": token, "credential": credential})
+    assert response.status_code in (401, 422) and not signed_in(client)
+    for code in ("", "0" * 6, "٣" * 6, "x" * 64, "\x00", "1 2 3 4 5 6"):
+        response = client.post("/login/verify", data={"csrf_token": token, "code": code})
+        assert response.status_code in (302, 400, 401, 422, 429), code  # NUL: 400 (inputs.py)

@@ -72,6 +72,27 @@ def test_sign_in_with_an_authenticator_app_and_a_replayed_code_is_refused(mailed
     wait_for_mail(stack, f"{username}@example.com", "sign-in protection changed")
 
 
+def click(driver, selector: str) -> None:
+    """Click the element `selector` names, scrolled to the middle of the window first."""
+    from selenium.webdriver.common.by import By
+
+    element = driver.find_element(By.CSS_SELECTOR, selector)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    element.click()
+
+
+def wait_for(driver, text: str) -> None:
+    """Wait until the page shows `text`; else fail with what the browser's console said."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        WebDriverWait(driver, 20).until(lambda d: text in d.page_source)
+    except TimeoutException:
+        console = [e["message"] for e in driver.get_log("browser")]
+        raise AssertionError(f"{text!r} never showed; console: {console}") from None
+
+
 def overflow(driver) -> int:
     return int(
         driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
@@ -85,7 +106,6 @@ def csp_violations(driver) -> list[str]:
 def test_a_passkey_registers_and_signs_in_without_a_password(mailed: Stack, browser) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.virtual_authenticator import VirtualAuthenticatorOptions
-    from selenium.webdriver.support.ui import WebDriverWait
 
     stack, driver = mailed, browser
     _, username = verified_account(stack)
@@ -102,8 +122,8 @@ def test_a_passkey_registers_and_signs_in_without_a_password(mailed: Stack, brow
         submit(driver, {"username": username, "password": TEST_PASSWORD}, then_shows="Welcome")
         driver.get(site + "/account/two-factor")
         driver.find_element(By.NAME, "name").send_keys("Virtual key")
-        driver.find_element(By.CSS_SELECTOR, "#passkey-register [name=submit]").click()
-        WebDriverWait(driver, 20).until(lambda d: "shown only once" in d.page_source)
+        click(driver, "#passkey-register [name=submit]")
+        wait_for(driver, "shown only once")
         assert len(driver.get_credentials()) == 1  # it lives in the authenticator
         driver.get(site + "/account/two-factor")
         assert "<td>Virtual key</td>" in driver.page_source
@@ -111,10 +131,9 @@ def test_a_passkey_registers_and_signs_in_without_a_password(mailed: Stack, brow
         driver.get(site + "/logout")
         submit(driver, {}, then_shows="logged out")
         driver.get(site + "/login")
-        button = driver.find_element(By.CSS_SELECTOR, "#passkey-login button")
-        assert button.is_displayed()  # the script showed it: this browser has passkeys
-        button.click()
-        WebDriverWait(driver, 20).until(lambda d: "Welcome" in d.page_source)
+        assert driver.find_element(By.CSS_SELECTOR, "#passkey-login").is_displayed()  # shown by
+        click(driver, "#passkey-login button")  # the script: this browser can use passkeys
+        wait_for(driver, "Welcome")
         assert f"Welcome {username}!" in driver.page_source
         driver.get(site + "/account")
         assert '<td class="method">Passkey</td>' in driver.page_source

@@ -34,8 +34,10 @@
       try {
         const credential = await ceremony(await options(form));
         form.elements.credential.value = JSON.stringify(credential.toJSON());
-        form.submit();
+        // (form.submit is the button named "submit": call the form's own method)
+        HTMLFormElement.prototype.submit.call(form);
       } catch (failure) {
+        console.error("passkey: " + failure); // the reason, for whoever opens the console
         if (error) error.hidden = false;
       }
     });
