@@ -77,7 +77,9 @@ def click(driver, selector: str) -> None:
     from selenium.webdriver.common.by import By
 
     element = driver.find_element(By.CSS_SELECTOR, selector)
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    # Instantly: Simple.css scrolls smoothly, and a click mid-scroll lands elsewhere.
+    script = "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})"
+    driver.execute_script(script, element)
     element.click()
 
 

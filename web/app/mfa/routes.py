@@ -46,11 +46,14 @@ def login_limit() -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Send signed-in users without a factor to enrol one, when MFA_REQUIRED is on."""
+    """Send signed-in users without a factor to enrol one, when MFA_REQUIRED is on (else no
+    hook at all: a request pays nothing for a setting that is off)."""
+    if not app.config["MFA_REQUIRED"]:
+        return
 
     @app.before_request
     def require_second_factor() -> ResponseReturnValue | None:
-        if not app.config["MFA_REQUIRED"] or request.blueprint in ("mfa", "health", "recovery"):
+        if request.blueprint in ("mfa", "health", "recovery"):
             return None
         identity = signed_in_identity()
         if identity and not identity.get("mfa") and request.endpoint not in OPEN_WITHOUT_FACTOR:
