@@ -401,6 +401,9 @@ def test_a_passkey_signs_in_without_a_password_once_per_challenge(app, client, o
     assert response.status_code == 302 and signed_in(client)
     page = client.get("/account").get_data(as_text=True)
     assert '<td class="method">Passkey</td>' in page
+    with app.app_context():
+        events = db.session.scalars(db.select(AuthEvent.event).order_by(AuthEvent.id)).all()
+    assert events[-1] == "login_passkey" and events.count("login_passkey") == 1
     Auth(client).logout()
     # A replayed assertion (its challenge spent) signs nobody in.
     token = csrf(client, "/login")

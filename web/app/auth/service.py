@@ -81,7 +81,7 @@ def register(username: str, email: str, password: str) -> User | str:
     return user
 
 
-def _notice(user: User, template: str, to: str | None = None, **context: object) -> None:
+def notify(user: User, template: str, to: str | None = None, **context: object) -> None:
     """Tell the user what happened, naming this device and address, at `to` (default: their
     verified address; nothing if none)."""
     address = to or user.verified_email
@@ -138,7 +138,7 @@ def reset_password(token: str, new: str) -> User | None:
     user.password_hash = passwords.hash_password(new)  # the link dies with the old hash
     audit.record(user, "password_reset")
     end_all_sessions([user])  # commits
-    _notice(user, "password-reset-notice")
+    notify(user, "password-reset-notice")
     return user
 
 
@@ -177,7 +177,7 @@ def confirm_email_change(token: str) -> User | None:
         db.session.rollback()
         return None
     if old and email_key(old) != user.email_key:
-        _notice(user, "email-changed-notice", to=old, new=new)
+        notify(user, "email-changed-notice", to=old, new=new)
     return user
 
 
@@ -215,7 +215,7 @@ def log_in(user: User, remember: bool, epoch: int, method: str = "password") -> 
     first: if it fails, no session or cookie is made.
     """
     device, payload = remember_device(user) if remember else (None, "")
-    audit.record(user, "login")
+    audit.record(user, "login_passkey" if method == "passkey" else "login")
     db.session.commit()
     session.clear()
     login_user(user)
@@ -224,7 +224,7 @@ def log_in(user: User, remember: bool, epoch: int, method: str = "password") -> 
     if payload:
         set_remember_cookie(payload)
     if recognised_nonce() is None:
-        _notice(user, "new-device-notice")
+        notify(user, "new-device-notice")
     recognise_browser(user.username)
     check_passed()
 
@@ -259,7 +259,7 @@ def change_password(user: User, current: str, new: str) -> bool:
     user.password_hash = passwords.hash_password(new)
     _, epoch = end_other_sessions(user, event="password_changed")
     rotate_current_session(epoch)
-    _notice(user, "password-changed-notice")
+    notify(user, "password-changed-notice")
     check_passed()
     return True
 

@@ -20,7 +20,6 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from .. import audit
 from ..auth import service as auth_service
 from ..auth.lockout import check_started, failure_budgets
 from ..extensions import db, limiter
@@ -258,6 +257,5 @@ def passkey_login() -> ResponseReturnValue:
         flash(_("That passkey did not sign you in. Try again, or use your password."), "error")
         return redirect(url_for("auth.login"))
     user = used.user
-    audit.record(user, "login_passkey")
     auth_service.log_in(user, remember=False, epoch=epoch, method="passkey")
     return redirect(url_for("main.dashboard"))

@@ -57,7 +57,7 @@ def has_factor(user: User) -> bool:
 
 def notice(user: User, change: str) -> None:
     """Mail the user that their factors changed (to their verified address)."""
-    auth_service._notice(user, "second-factor-notice", change=change)
+    auth_service.notify(user, "second-factor-notice", change=change)
 
 
 def begin_totp() -> str:
