@@ -19,7 +19,6 @@ import requests
 from helpers import ALERTS
 
 from .conftest import Stack, new_username, running_stack
-from .test_06_browser import browser  # noqa: F401 - the same headless Chromium fixture
 
 pytestmark = pytest.mark.e2e
 
