@@ -171,7 +171,7 @@ def test_nginx_and_web_log_one_json_line_per_request_with_the_same_id(monitored:
     assert "login" in events
 
 
-def test_prometheus_targets_page_screenshot(monitored: Stack, browser) -> None:  # noqa: F811
+def test_prometheus_targets_page_screenshot(monitored: Stack, browser) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     wait_for_targets(monitored)
