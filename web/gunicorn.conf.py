@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import signal
@@ -53,6 +54,16 @@ access_log_format = (
 class AccessLogger(glogging.Logger):
     """gunicorn's logger, with a mailed link's token cut out of the logged request line."""
 
+    @property
+    def access_log_enabled(self) -> bool:
+        """Build no access-log line that nothing would write.
+
+        gunicorn builds every request's atoms whenever a logging config is given, as it is
+        in JSON mode (below), where its access logger sits at CRITICAL and writes nothing.
+        """
+        enabled = bool(super().access_log_enabled)
+        return enabled and self.access_log.isEnabledFor(logging.INFO)
+
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         from app.logs import loggable_path
 
@@ -74,10 +85,14 @@ logger_class = AccessLogger
 # so the headers are interpreted in one place only.
 forwarded_allow_ips = "127.0.0.1,::1"
 
-# Recycle workers now and then so a slow leak cannot grow forever; the jitter keeps all
-# workers from restarting at the same moment.
-max_requests = 2000
-max_requests_jitter = 200
+# No worker recycling (gunicorn's default, max_requests = 0). A recycle costs the exiting
+# worker 0.4-1 s of CPU, its successor a re-warm, and leaves one worker serving meanwhile:
+# measured, recycling every ~2000 requests cost /dashboard 27 % of its throughput and tripled
+# its p99 (bench/README.md). Memory is watched instead: the arbiter reports every worker's
+# resident memory (gunicorn_worker_resident_memory_bytes, app/metrics.py) and the alert
+# WebWorkerMemoryHigh fires if one grows (monitoring/prometheus/alerts.yml). Should a leak
+# need recycling until it is fixed, set max_requests here (say 20000, with a jitter).
+max_requests = 0
 
 # The heartbeat file lives in RAM: a slow or read-only container disk cannot make
 # the arbiter think a worker hung.
@@ -168,11 +183,12 @@ if metrics_dir:
 
 
 def on_starting(server: object) -> None:
-    """Serve the workers' summed metrics from the arbiter, which outlives every worker."""
+    """Serve the workers' summed metrics from the arbiter, which outlives every worker, with
+    each live worker's resident memory read from /proc at scrape time (nothing in workers)."""
     if metrics_dir and metrics_port:
         from app import metrics
 
-        metrics.serve(metrics_port, metrics_dir)
+        metrics.serve(metrics_port, metrics_dir, lambda: list(server.WORKERS))  # type: ignore[attr-defined]
 
 
 def child_exit(server: object, worker: object) -> None:
