@@ -306,6 +306,7 @@ def main() -> None:
                 "RATELIMIT_LOGIN": "1000000/minute",
                 "RATELIMIT_REGISTER": "1000000/minute",
                 "RATELIMIT_ACCOUNT_FAILURES": "1000000/hour",
+                "RATELIMIT_ACCOUNT_ADDRESS_FAILURES": "1000000/hour",
                 "LOG_LEVEL": "WARNING",
                 "WEB_CONCURRENCY": workers,
                 "GUNICORN_THREADS": threads,

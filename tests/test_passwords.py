@@ -30,3 +30,53 @@ def test_accepted_passwords_need_no_composition_rules(password):
 
 def test_the_shipped_list_is_big_and_local():
     assert len(common_passwords()) >= 9000
+
+
+def test_passwords_are_hashed_and_checked_at_the_lowest_cpu_priority(make_app, monkeypatch):
+    """bcrypt gets the CPU request handling leaves: its threads run at niceness 19."""
+    import os
+    import threading
+
+    from app.extensions import bcrypt
+    from helpers import Auth
+
+    seen: list[tuple[str, int]] = []
+
+    def watched(method):
+        def run(*args):
+            priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            seen.append((method.__name__, priority))
+            return method(*args)
+
+        return run
+
+    for name in ("generate_password_hash", "check_password_hash"):
+        monkeypatch.setattr(bcrypt, name, watched(getattr(bcrypt, name)))
+    auth = Auth(make_app().test_client())
+    assert auth.register().status_code == 302
+    assert auth.login().status_code == 302
+    assert {name for name, _ in seen} == {"generate_password_hash", "check_password_hash"}
+    assert {priority for _, priority in seen} == {19}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 19  # not this thread
+
+
+def test_a_login_beyond_the_in_flight_bound_is_answered_at_once(make_app):
+    """By default a login never waits for a hashing slot, holding a thread reads need."""
+    import time
+
+    from helpers import Auth
+
+    app = make_app(BCRYPT_MAX_CONCURRENCY=1)
+    auth = Auth(app.test_client())
+    assert auth.register().status_code == 302
+    slots = app.extensions["hashing_slots"]
+    slots.acquire()  # another login is in flight
+    try:
+        started = time.monotonic()
+        response = Auth(app.test_client()).login()
+        elapsed = time.monotonic() - started
+    finally:
+        slots.release()
+    assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
+    assert elapsed < 1.0
+    assert auth.login().status_code == 302

@@ -38,7 +38,7 @@ BCRYPT_SLOT_WAIT = Histogram(
 )
 BCRYPT_SLOT_TIMEOUTS = Counter(
     "bcrypt_slot_timeouts_total",
-    "Password checks refused with 503 after waiting BCRYPT_SLOT_WAIT for a slot.",
+    "Password checks refused with 503: BCRYPT_MAX_CONCURRENCY in flight (after BCRYPT_SLOT_WAIT).",
 )
 SESSION_STORE_ERRORS = Counter(
     "session_store_errors_total",

@@ -1,16 +1,27 @@
 """Passwords, in one place: the rules for new ones, hashing, checking and re-hashing.
 
-Rules follow NIST SP 800-63B / OWASP ASVS 5. Hashing is bcrypt through Flask-Bcrypt, bounded
-by per-process slots so that a flood of logins cannot starve every other page.
+Rules follow NIST SP 800-63B / OWASP ASVS 5. Hashing is bcrypt through Flask-Bcrypt, and a
+flood of logins cannot starve the other pages:
+- each process hashes on a few threads of its own (BCRYPT_MAX_CONCURRENCY) whose CPU
+  priority is the lowest (nice 19): bcrypt (which releases the GIL) gets the CPU that
+  request handling leaves, instead of an equal share of it;
+- at most BCRYPT_MAX_CONCURRENCY password checks or hashes are in flight per process, so
+  logins never hold more than that many of its request threads; one more waits at most
+  BCRYPT_SLOT_WAIT (default 0: not at all) and is then answered 503 with Retry-After,
+  counted in `bcrypt_slot_timeouts_total`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache
 from importlib import resources
+from typing import TypeVar
 
 from flask import current_app
 
@@ -20,6 +31,8 @@ from .extensions import bcrypt
 MIN_LENGTH = 8  # characters
 MAX_BYTES = 72  # bcrypt ignores (bcrypt 5: rejects) anything past 72 bytes
 HINT = f"At least {MIN_LENGTH} characters and at most {MAX_BYTES} bytes (UTF-8)."
+HASHING_NICE = 19  # the lowest CPU priority; raising a thread's niceness needs no privilege
+T = TypeVar("T")
 
 
 class HashingBusy(RuntimeError):
@@ -71,6 +84,38 @@ def hashing_slot() -> Iterator[None]:
         slots.release()
 
 
+def _lower_priority() -> None:
+    """Run this (hashing) thread at the lowest CPU priority (Linux: niceness per thread)."""
+    # Elsewhere than Linux (no per-thread niceness) the hashes run at normal priority.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICE)
+
+
+_pool_lock = threading.Lock()
+
+
+def in_hashing_thread(work: Callable[..., T], *args: object) -> T:
+    """Run `work(*args)` on one of this process's low-priority hashing threads; wait for it.
+
+    The caller holds a hashing slot, so the pool (as many threads as slots) never queues.
+    The pool is made on first use in each process: threads do not survive gunicorn's fork.
+    """
+    extensions = current_app.extensions
+    pid, pool = extensions.get("hashing_pool", (None, None))
+    if pid != os.getpid() or pool is None:
+        with _pool_lock:
+            pid, pool = extensions.get("hashing_pool", (None, None))
+            if pid != os.getpid() or pool is None:
+                pool = ThreadPoolExecutor(
+                    max_workers=current_app.config["BCRYPT_MAX_CONCURRENCY"],
+                    thread_name_prefix="bcrypt",
+                    initializer=_lower_priority,
+                )
+                extensions["hashing_pool"] = (os.getpid(), pool)
+    result: T = pool.submit(work, *args).result()
+    return result
+
+
 def _rounds() -> int:
     return int(current_app.config["BCRYPT_LOG_ROUNDS"])
 
@@ -78,7 +123,8 @@ def _rounds() -> int:
 def hash_password(password: str) -> str:
     """Return the bcrypt hash of an accepted new password, at BCRYPT_LOG_ROUNDS."""
     with hashing_slot():
-        return str(bcrypt.generate_password_hash(password, _rounds()).decode("ascii"))
+        hashed = in_hashing_thread(bcrypt.generate_password_hash, password, _rounds())
+    return str(hashed.decode("ascii"))
 
 
 def _dummy_hash() -> str:
@@ -86,7 +132,8 @@ def _dummy_hash() -> str:
     cache = current_app.extensions
     dummy = cache.get("dummy_hash")
     if dummy is None or needs_rehash(dummy):
-        dummy = bcrypt.generate_password_hash("not-a-password", _rounds()).decode("ascii")
+        hashed = in_hashing_thread(bcrypt.generate_password_hash, "not-a-password", _rounds())
+        dummy = hashed.decode("ascii")
         cache["dummy_hash"] = dummy
     return str(dummy)
 
@@ -99,9 +146,10 @@ def verify(stored_hash: str | None, password: str) -> bool:
     """
     with hashing_slot():
         if stored_hash is None or not fits_bcrypt(password):
-            bcrypt.check_password_hash(_dummy_hash(), password if fits_bcrypt(password) else "x")
+            checkable = password if fits_bcrypt(password) else "x"
+            in_hashing_thread(bcrypt.check_password_hash, _dummy_hash(), checkable)
             return False
-        return bool(bcrypt.check_password_hash(stored_hash, password))
+        return bool(in_hashing_thread(bcrypt.check_password_hash, stored_hash, password))
 
 
 def needs_rehash(stored_hash: str) -> bool:
