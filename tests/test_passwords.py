@@ -80,3 +80,34 @@ def test_a_login_beyond_the_in_flight_bound_is_answered_at_once(make_app):
     assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
     assert elapsed < 1.0
     assert auth.login().status_code == 302
+
+
+def test_a_refused_login_does_no_other_work(make_app, redis_client):
+    """The refusal comes before rate limits and lookups: a flood of them costs little."""
+    from app.extensions import db
+    from helpers import Auth
+    from sqlalchemy import event
+
+    app = make_app(BCRYPT_MAX_CONCURRENCY=1)
+    auth = Auth(app.test_client())
+    assert auth.register().status_code == 302
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    slots = app.extensions["hashing_slots"]
+    slots.acquire()  # another login is in flight
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        redis_client.config_resetstat()
+        response = Auth(app.test_client()).login()
+        commands = redis_client.info("commandstats")
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+        slots.release()
+    assert response.status_code == 503
+    assert statements == []
+    assert not [name for name in commands if "eval" in name or "incr" in name], commands

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -68,7 +67,7 @@ def redis_client(url: str) -> redis.Redis:
 
 def register_extensions(app: Flask) -> None:
     """Bind the session store, the extensions and the hashing slots to the app."""
-    from . import dbpool, i18n, jobs, ratelimits, sessions
+    from . import dbpool, i18n, jobs, passwords, ratelimits, sessions
     from .auth.loader import register_user_loader
 
     client = redis_client(app.config["REDIS_URL"])
@@ -85,10 +84,7 @@ def register_extensions(app: Flask) -> None:
     register_user_loader(login_manager)
     jobs.init_app(app)
     i18n.init_app(app)
-
-    app.extensions["hashing_slots"] = threading.BoundedSemaphore(
-        app.config["BCRYPT_MAX_CONCURRENCY"]
-    )
+    passwords.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -23,7 +23,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import TypeVar
 
-from flask import current_app
+from flask import Flask, current_app, g, request
 
 from . import metrics
 from .extensions import bcrypt
@@ -31,6 +31,8 @@ from .extensions import bcrypt
 MIN_LENGTH = 8  # characters
 MAX_BYTES = 72  # bcrypt ignores (bcrypt 5: rejects) anything past 72 bytes
 HINT = f"At least {MIN_LENGTH} characters and at most {MAX_BYTES} bytes (UTF-8)."
+# The endpoints anyone can flood with password checks: each POST holds a slot throughout.
+HASHING_ENDPOINTS = frozenset({"auth.login", "auth.register"})
 HASHING_NICE = 19  # the lowest CPU priority; raising a thread's niceness needs no privilege
 T = TypeVar("T")
 
@@ -69,19 +71,47 @@ def password_problem(password: str, username: str = "") -> str | None:
     return None
 
 
-@contextmanager
-def hashing_slot() -> Iterator[None]:
-    """Hold one of the per-process bcrypt slots, or raise HashingBusy after BCRYPT_SLOT_WAIT."""
+def init_app(app: Flask) -> None:
+    """Make the per-process hashing slots; a login or registration holds one from its start."""
+    app.extensions["hashing_slots"] = threading.BoundedSemaphore(
+        app.config["BCRYPT_MAX_CONCURRENCY"]
+    )
+
+    @app.before_request
+    def hold_a_hashing_slot() -> None:
+        # Refused before any other work (rate limits, lookups): the refusal costs little, so
+        # a flood of them leaves the CPU to other pages. (After CSRFProtect's check.)
+        if request.method == "POST" and request.endpoint in HASHING_ENDPOINTS:
+            _acquire()
+            g.hashing_slot_held = True
+
+    @app.teardown_request
+    def release_the_hashing_slot(error: BaseException | None) -> None:
+        if g.pop("hashing_slot_held", False):
+            app.extensions["hashing_slots"].release()
+
+
+def _acquire() -> None:
+    """Take one of the per-process slots, or raise HashingBusy after BCRYPT_SLOT_WAIT."""
     slots: threading.BoundedSemaphore = current_app.extensions["hashing_slots"]
     with metrics.BCRYPT_SLOT_WAIT.time():
         acquired = slots.acquire(timeout=current_app.config["BCRYPT_SLOT_WAIT"])
     if not acquired:
         metrics.BCRYPT_SLOT_TIMEOUTS.inc()
         raise HashingBusy
+
+
+@contextmanager
+def hashing_slot() -> Iterator[None]:
+    """Hold one of the per-process bcrypt slots (unless this request holds one already)."""
+    if g.get("hashing_slot_held"):
+        yield
+        return
+    _acquire()
     try:
         yield
     finally:
-        slots.release()
+        current_app.extensions["hashing_slots"].release()
 
 
 def _lower_priority() -> None:
