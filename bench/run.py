@@ -157,6 +157,15 @@ def p99(latencies: list[float]) -> float:
     return statistics.quantiles(latencies, n=100)[98] * 1000
 
 
+def spread(port: int) -> list[int]:
+    """Return how many of the established connections to `port` each process holds (ss)."""
+    out = subprocess.run(  # noqa: S603
+        ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],  # noqa: S607
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    return sorted(Counter(re.findall(r"pid=(\d+)", out)).values(), reverse=True)
+
+
 def pg_transactions(database_url: str) -> int:
     """Return the database's committed + rolled-back transactions so far."""
     url = database_url.replace("postgresql+psycopg://", "postgresql://")
@@ -246,6 +255,8 @@ def run(
         for page in ("healthz", "dashboard"):
             pair = figures[f"stack {page}"][-1], figures[f"reference {page}"][-1]
             figures.setdefault(f"ratio {page}", []).append(pair[0] / pair[1])
+    # The 2 x CLIENTS connections of the rounds are all still open: how gunicorn spread them.
+    held = spread(port)
     med = {key: statistics.median(values) for key, values in figures.items()}
     quiet = med["stack dashboard"]
     stack_p99, ref_p99 = p99(latencies["stack"]), p99(latencies["reference"])
@@ -261,6 +272,7 @@ def run(
         + f"{stack_p99:3.0f}ms  {ref_p99:7.0f}ms  {stack_p99 / ref_p99:.2f}x"
     )
     report(f"/dashboard vs /healthz (stack)              {quiet / med['stack healthz']:.2f}x")
+    report(f"stack connections held per worker          {', '.join(map(str, held))}")
 
     # The flooders run in a process of their own, so they cannot starve the measuring
     # threads of this one of the GIL: what slows /dashboard down is then the server.

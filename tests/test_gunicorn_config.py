@@ -59,3 +59,9 @@ def test_the_text_access_log_still_gets_its_lines(monkeypatch: pytest.MonkeyPatc
     settings = load(monkeypatch, "text")
     assert settings["accesslog"] == "-"
     assert access_logger(settings, logging.INFO).access_log_enabled
+
+
+def test_each_worker_listens_on_its_own_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The kernel spreads connections over the workers' sockets; with one shared socket a
+    # burst of keep-alive connections pinned itself to whichever worker woke first.
+    assert load(monkeypatch, "json")["reuse_port"] is True

@@ -31,6 +31,14 @@ workers = _int_env("WEB_CONCURRENCY", min(multiprocessing.cpu_count() * 2 + 1, 8
 worker_class = "gthread"
 threads = _int_env("GUNICORN_THREADS", 4)
 
+# Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel spreads new
+# connections over them by address hash. With one shared socket, whichever worker wakes first
+# accepts a whole burst: 16 keep-alive connections opened at once ended 13/3, 15/1, 12/4...
+# over 2 workers (8 trials), and a kept-alive connection stays on its worker, so one worker
+# served most requests while the other idled; with reuse_port 9/7, 8/8, 9/7... (the same 8
+# trials). nginx's kept-alive upstream connections are spread the same way.
+reuse_port = True
+
 # A request that takes longer than 30 s is a bug: the worker is killed and replaced.
 timeout = _int_env("GUNICORN_TIMEOUT", 30)
 # After the drain (below), in-flight requests get up to 20 s to finish. compose's
