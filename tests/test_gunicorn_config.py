@@ -65,3 +65,33 @@ def test_each_worker_listens_on_its_own_socket(monkeypatch: pytest.MonkeyPatch) 
     # The kernel spreads connections over the workers' sockets; with one shared socket a
     # burst of keep-alive connections pinned itself to whichever worker woke first.
     assert load(monkeypatch, "json")["reuse_port"] is True
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"cpu.max": "200000 100000\n"}, 2),  # docker --cpus 2 (cgroup v2)
+        ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs: rounded up
+        ({"cpu.max": "50000 100000\n"}, 1),
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),  # v1
+    ],
+)
+def test_workers_follow_the_containers_cpu_quota(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, files: dict[str, str], expected: int
+) -> None:
+    available_cpus = load(monkeypatch, "json")["available_cpus"]
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)))  # a big host
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert available_cpus(tmp_path) == expected
+
+
+def test_without_a_quota_the_cpus_it_may_run_on_count(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    available_cpus = load(monkeypatch, "json")["available_cpus"]
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2})
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert available_cpus(tmp_path) == 3
+    assert available_cpus(tmp_path / "missing") == 3

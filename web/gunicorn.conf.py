@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import math
 import os
 import signal
 import time
@@ -22,9 +22,31 @@ def _int_env(name: str, default: int) -> int:
 # Only nginx talks to us, over the private `front` network; no port is published.
 bind = "0.0.0.0:8000"
 
-# (2 x cores) + 1 is gunicorn's rule of thumb, capped at 8: each worker holds its own DB and
-# Redis pools, and bcrypt at cost 12 already saturates a core. Scale out with `--scale web=N`.
-workers = _int_env("WEB_CONCURRENCY", min(multiprocessing.cpu_count() * 2 + 1, 8))
+
+def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """Return the CPUs this container may use: its CPU quota (cgroup v2 cpu.max, or v1
+    cpu.cfs_quota_us / cpu.cfs_period_us) rounded up, at most the CPUs it may run on."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = cpus or 1
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()
+    except (OSError, ValueError):
+        try:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return cpus
+    if quota in ("max", "-1") or not quota.isdigit() or not period.isdigit() or not int(period):
+        return cpus
+    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
+
+
+# (2 x CPUs) + 1 is gunicorn's rule of thumb, capped at 8: each worker holds its own DB and
+# Redis pools, and bcrypt at cost 12 already saturates a core. The CPUs are the container's
+# quota (docker's --cpus, Swarm's and Kubernetes' CPU limits), not the host's cores, which a
+# container limited to 2 CPUs on a 64-core host would otherwise count. Scale out with more
+# replicas (`--scale web=N`).
+workers = _int_env("WEB_CONCURRENCY", min(available_cpus() * 2 + 1, 8))
 
 # gthread: threads wait on PostgreSQL/Redis in parallel, and the worker keeps nginx's
 # keep-alive connections open between requests (a sync worker closes every connection).
