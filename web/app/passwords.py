@@ -3,8 +3,8 @@
 Rules follow NIST SP 800-63B / OWASP ASVS 5. Hashing is bcrypt through Flask-Bcrypt, and a
 flood of logins cannot starve the other pages:
 - each process hashes on a few threads of its own (BCRYPT_MAX_CONCURRENCY) whose CPU
-  priority is the lowest (nice 19): bcrypt (which releases the GIL) gets the CPU that
-  request handling leaves, instead of an equal share of it;
+  priority is low (nice 10): bcrypt (which releases the GIL) gets about a tenth of the
+  share of a request thread when the CPU is contended, instead of an equal share;
 - at most BCRYPT_MAX_CONCURRENCY password checks or hashes are in flight per process, so
   logins never hold more than that many of its request threads; one more waits at most
   BCRYPT_SLOT_WAIT (default 0: not at all) and is then answered 503 with Retry-After,
@@ -33,7 +33,11 @@ MAX_BYTES = 72  # bcrypt ignores (bcrypt 5: rejects) anything past 72 bytes
 HINT = f"At least {MIN_LENGTH} characters and at most {MAX_BYTES} bytes (UTF-8)."
 # The endpoints anyone can flood with password checks: each POST holds a slot throughout.
 HASHING_ENDPOINTS = frozenset({"auth.login", "auth.register"})
-HASHING_NICE = 19  # the lowest CPU priority; raising a thread's niceness needs no privilege
+# CFS weights: nice 0 = 1024, nice 10 = 110, nice 19 = 15. At 19 a login under a steady read
+# load that fills both cores could wait some 30 s for its 270 ms of bcrypt (nginx gives up
+# at 35 s); at 10 a few seconds, while 4 hashing threads still take only ~5 % from reads.
+# Raising a thread's niceness needs no privilege (lowering it back would).
+HASHING_NICE = 10
 T = TypeVar("T")
 
 
@@ -115,7 +119,7 @@ def hashing_slot() -> Iterator[None]:
 
 
 def _lower_priority() -> None:
-    """Run this (hashing) thread at the lowest CPU priority (Linux: niceness per thread)."""
+    """Run this (hashing) thread at a low CPU priority (Linux: niceness per thread)."""
     # Elsewhere than Linux (no per-thread niceness) the hashes run at normal priority.
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICE)
