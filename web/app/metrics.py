@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily
@@ -52,10 +53,18 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 def observe(endpoint: str | None, method: str, status: int, seconds: float | None) -> None:
     """Count one answered request and its duration (app/logs.py times each request once)."""
-    labels = (endpoint or "unmatched", method if method in METHODS else "other", str(status))
-    REQUESTS.labels(*labels).inc()
+    labels = (endpoint or "unmatched", method if method in METHODS else "other", status)
+    series = _series.get(labels)
+    if series is None:  # once per label set (bounded: endpoints x methods x statuses)
+        values = (*labels[:2], str(status))
+        series = _series.setdefault(labels, (REQUESTS.labels(*values), LATENCY.labels(*values)))
+    series[0].inc()
     if seconds is not None:
-        LATENCY.labels(*labels).observe(seconds)
+        series[1].observe(seconds)
+
+
+# The two series of each label set, looked up once: a labels() call costs a lock and a hash.
+_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
 class WorkerMemory(Collector):
