@@ -82,7 +82,7 @@ class Client:
             self.conn.request(method, path, body=body, headers=headers)
             response = self.conn.getresponse()
         except (http.client.RemoteDisconnected, ConnectionError):
-            # gunicorn recycles a worker every ~2000 requests (max_requests): reconnect once.
+            # A worker that recycled (max_requests, on trees before issue 19): reconnect once.
             self.conn.close()
             self.conn.request(method, path, body=body, headers=headers)
             response = self.conn.getresponse()
