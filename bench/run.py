@@ -1,9 +1,12 @@
-"""`make bench`: the signed-in page against the health check, under Gunicorn, in one run.
+"""`make bench`: the stack against a hand-written Flask app doing the same work, in one run.
 
-Starts a throwaway PostgreSQL and Redis (as the tests do) and Gunicorn with the production
-config on 127.0.0.1 (no nginx, no TLS), then drives it from keep-alive client threads:
+Starts a throwaway PostgreSQL and Redis (as the tests do), Gunicorn with the production
+config on 127.0.0.1 (no nginx, no TLS), and beside it the hand-written reference
+(bench/reference/app.py: the same `/dashboard` work, nothing else) under Gunicorn with the
+same workers and threads. Then drives both from keep-alive client threads:
 
-1. interleaved rounds of `/healthz` and `/dashboard`: the median ratio and `/dashboard` p99;
+1. interleaved rounds of `/healthz` and `/dashboard` on the stack and on the reference: the
+   median stack ÷ reference ratio of each (req/s), and each one's `/dashboard` p99;
 2. Redis commands (`CONFIG RESETSTAT` + `INFO commandstats`) and PostgreSQL transactions
    (`pg_stat_database`) per `/dashboard` request, read from the servers' own counters,
    inside one touch interval (a session's touch adds one script a minute);
@@ -35,6 +38,7 @@ import psycopg
 import redis
 
 ROOT = Path(os.environ.get("BENCH_ROOT", Path(__file__).resolve().parents[1]))
+REFERENCE = Path(__file__).resolve().parent / "reference"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from servers import free_port, postgres_server  # noqa: E402
 
@@ -78,7 +82,7 @@ class Client:
             self.conn.request(method, path, body=body, headers=headers)
             response = self.conn.getresponse()
         except (http.client.RemoteDisconnected, ConnectionError):
-            # gunicorn recycles a worker every ~2000 requests (max_requests): reconnect once.
+            # A worker that recycled (max_requests, on trees before issue 19): reconnect once.
             self.conn.close()
             self.conn.request(method, path, body=body, headers=headers)
             response = self.conn.getresponse()
@@ -153,6 +157,15 @@ def p99(latencies: list[float]) -> float:
     return statistics.quantiles(latencies, n=100)[98] * 1000
 
 
+def spread(port: int) -> list[int]:
+    """Return how many of the established connections to `port` each process holds (ss)."""
+    out = subprocess.run(  # noqa: S603
+        ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],  # noqa: S607
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    return sorted(Counter(re.findall(r"pid=(\d+)", out)).values(), reverse=True)
+
+
 def pg_transactions(database_url: str) -> int:
     """Return the database's committed + rolled-back transactions so far."""
     url = database_url.replace("postgresql+psycopg://", "postgresql://")
@@ -173,14 +186,22 @@ def redis_commands(client: redis.Redis) -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str]) -> Iterator[int]:
-    """Run Gunicorn with the production config on a free loopback port; yield the port."""
+def gunicorn(env: dict[str, str], reference: bool = False) -> Iterator[int]:
+    """Run Gunicorn on a free loopback port, yield the port: the stack with its production
+    config (its access log as that config decides), or the reference with the same shape."""
     port = free_port()
+    if reference:
+        # The same shape, and a socket per worker as the stack has (else a burst of
+        # keep-alive connections can pin itself to one worker, which would flatter the ratio).
+        shape = ["-w", env["WEB_CONCURRENCY"], "--threads", env["GUNICORN_THREADS"], "--reuse-port"]
+        args, cwd = ["-k", "gthread", *shape, "--keep-alive", "75", "app:app"], REFERENCE
+    else:
+        args, cwd = ["-c", "gunicorn.conf.py", "wsgi:app"], ROOT / "web"
     proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
-         "--bind", f"127.0.0.1:{port}", "--access-logfile", "/dev/null", "wsgi:app"],
-        cwd=ROOT / "web", env=env,
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *args],
+        cwd=cwd, env=env,
         # Quiet unless asked: a flood logs one line per refused login.
+        stdout=None if os.environ.get("BENCH_VERBOSE") else subprocess.DEVNULL,
         stderr=None if os.environ.get("BENCH_VERBOSE") else subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -196,8 +217,10 @@ def gunicorn(env: dict[str, str]) -> Iterator[int]:
         proc.wait(30)
 
 
-def run(port: int, database_url: str, store: redis.Redis, report: Callable[[str], None]) -> None:
-    """Measure the three parts against the server on `port` and report each figure."""
+def run(
+    port: int, ref_port: int, database_url: str, store: redis.Redis, report: Callable[[str], None]
+) -> None:
+    """Measure the three parts against the stack on `port` (the reference on `ref_port`)."""
     for n in range(CLIENTS):
         Client(port).post_form(
             "/register",
@@ -210,26 +233,57 @@ def run(port: int, database_url: str, store: redis.Redis, report: Callable[[str]
         )
     anonymous = [Client(port) for _ in range(CLIENTS)]
     signed_in = [logged_in(port, f"bench{n}") for n in range(CLIENTS)]
-    ratios, dashboard_rates, dashboard_latencies = [], [], []
+    for client in signed_in:  # a few people each, as a dashboard usually shows
+        for k in range(3):
+            client.post_form("/people/new", {"name": f"Person {k}", "email": f"p{k}@example.com"})
+    # The reference reads the very sessions the stack created (same Redis, same cookies).
+    ref_anonymous = [Client(ref_port) for _ in range(CLIENTS)]
+    ref_signed_in = [Client(ref_port) for _ in range(CLIENTS)]
+    for ref, client in zip(ref_signed_in, signed_in, strict=True):
+        ref.cookies = client.cookies
+        assert "Welcome bench" in ref.request("GET", "/dashboard"), "reference: not signed in"
+    figures: dict[str, list[float]] = {}
+    latencies: dict[str, list[float]] = {"stack": [], "reference": []}
     for _ in range(ROUNDS):
-        health, _ = drive(anonymous, "/healthz", SECONDS)
-        rate, latencies = drive(signed_in, "/dashboard", SECONDS)
-        ratios.append(rate / health)
-        dashboard_rates.append(rate)
-        dashboard_latencies += latencies
-    quiet = statistics.median(dashboard_rates)
-    report(f"/dashboard vs /healthz, median of {ROUNDS} rounds   {statistics.median(ratios):.2f}x")
-    report(f"/dashboard req/s (median)                   {quiet:.0f}")
-    report(f"/dashboard p99                              {p99(dashboard_latencies):.0f} ms")
+        for name, anon, signed in (
+            ("stack", anonymous, signed_in),
+            ("reference", ref_anonymous, ref_signed_in),
+        ):
+            health, _ = drive(anon, "/healthz", SECONDS)
+            rate, lat = drive(signed, "/dashboard", SECONDS)
+            figures.setdefault(f"{name} healthz", []).append(health)
+            figures.setdefault(f"{name} dashboard", []).append(rate)
+            latencies[name] += lat
+        for page in ("healthz", "dashboard"):
+            pair = figures[f"stack {page}"][-1], figures[f"reference {page}"][-1]
+            figures.setdefault(f"ratio {page}", []).append(pair[0] / pair[1])
+    # The 2 x CLIENTS connections of the rounds are all still open: how gunicorn spread them.
+    held = spread(port)
+    med = {key: statistics.median(values) for key, values in figures.items()}
+    quiet = med["stack dashboard"]
+    stack_p99, ref_p99 = p99(latencies["stack"]), p99(latencies["reference"])
+    report(f"(median of {ROUNDS} interleaved rounds)          stack  reference  stack/reference")
+    for page in ("dashboard", "healthz"):
+        report(
+            f"/{page} req/s".ljust(44)
+            + f"{med[f'stack {page}']:5.0f}  {med[f'reference {page}']:9.0f}"
+            + f"  {med[f'ratio {page}']:.2f}x"
+        )
+    report(
+        f"/dashboard p99 at {CLIENTS} connections".ljust(44)
+        + f"{stack_p99:3.0f}ms  {ref_p99:7.0f}ms  {stack_p99 / ref_p99:.2f}x"
+    )
+    report(f"/dashboard vs /healthz (stack)              {quiet / med['stack healthz']:.2f}x")
+    report(f"stack connections held per worker          {', '.join(map(str, held))}")
 
     # The flooders run in a process of their own, so they cannot starve the measuring
     # threads of this one of the GIL: what slows /dashboard down is then the server.
     with multiprocessing.get_context("fork").Pool(1) as pool:
         flooding = pool.apply_async(flood, (port, 2 * SECONDS))
-        flooded, latencies = drive(signed_in, "/dashboard", 2 * SECONDS)
+        flooded, flood_latencies = drive(signed_in, "/dashboard", 2 * SECONDS)
         logins = flooding.get(timeout=120)
     report(f"/dashboard during a {FLOODERS}-client login flood     {flooded / quiet:.2f}x of quiet")
-    report(f"/dashboard p99 during the flood             {p99(latencies):.0f} ms")
+    report(f"/dashboard p99 during the flood             {p99(flood_latencies):.0f} ms")
     outcomes = ", ".join(f"{code}: {n / (2 * SECONDS):.1f}/s" for code, n in sorted(logins.items()))
     report(f"flood login answers                         {outcomes}")
 
@@ -266,6 +320,7 @@ def main() -> None:
                 "RATELIMIT_LOGIN": "1000000/minute",
                 "RATELIMIT_REGISTER": "1000000/minute",
                 "RATELIMIT_ACCOUNT_FAILURES": "1000000/hour",
+                "RATELIMIT_ACCOUNT_ADDRESS_FAILURES": "1000000/hour",
                 "LOG_LEVEL": "WARNING",
                 "WEB_CONCURRENCY": workers,
                 "GUNICORN_THREADS": threads,
@@ -275,14 +330,15 @@ def main() -> None:
             flask = [sys.executable, "-m", "flask", "db", "upgrade"]
             subprocess.run(flask, cwd=ROOT / "web", env=env, check=True, capture_output=True)  # noqa: S603
             store = redis.Redis(port=redis_port)
-            with gunicorn(env) as port:
-                run(port, database_url, store, lines.append)
+            with gunicorn(env) as port, gunicorn(env, reference=True) as ref_port:
+                run(port, ref_port, database_url, store, lines.append)
     finally:
         redis_proc.terminate()
         redis_proc.wait(10)
     print(
         f"\n{os.cpu_count()} cores; gunicorn {workers} workers x {threads} threads direct on "
-        f"127.0.0.1 (no nginx/TLS); hashing bound {hashing}; {CLIENTS} client threads"
+        f"127.0.0.1 (no nginx/TLS); hashing bound {hashing}; {CLIENTS} client threads; "
+        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end"
     )
     print("\n".join(lines))
 

@@ -114,3 +114,9 @@ def test_gunicorn_serves_the_sum_of_its_workers_on_the_metrics_port_only(
         )
         assert line and float(line.group(1)) == 20.0, text
         assert "bcrypt_slot_wait_seconds_bucket" in text
+        # Workers are not recycled: each live one's memory is reported instead, read by the
+        # arbiter (one sample per worker, labelled by its pid).
+        sample = r'^gunicorn_worker_resident_memory_bytes\{pid="(\d+)"\} (\S+)$'
+        memory = re.findall(sample, text, re.M)
+        assert len(memory) == 2, text
+        assert all(float(rss) > 10e6 for _, rss in memory)

@@ -198,3 +198,18 @@ def test_a_redis_failure_after_the_view_ran_is_a_503_not_a_500(
     finally:
         redis_client.execute_command("ACL", "SETUSER", user, *redis_app_rules.split())
     assert response.status_code == 503 and response.headers["Retry-After"]
+
+
+def test_a_route_without_a_limit_runs_no_limiter_hook_and_limited_ones_still_count(make_app):
+    """Limits are per route (decorators): nothing app-wide runs before every request."""
+    from app.extensions import limiter
+
+    app = make_app(RATELIMIT_REGISTER="1/minute")
+    hooks = app.before_request_funcs.get(None, [])
+    assert not [hook for hook in hooks if getattr(hook, "__self__", None) is limiter]
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    assert "X-RateLimit-Limit" not in client.get("/").headers
+    assert Auth(client).register("alice").status_code == 302
+    response = Auth(app.test_client()).register("bob")
+    assert response.status_code == 429 and response.headers["X-RateLimit-Limit"] == "1"

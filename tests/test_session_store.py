@@ -9,6 +9,7 @@ import threading
 from collections import Counter
 from typing import Any
 
+import psycopg
 import pytest
 import redis
 from app.extensions import db
@@ -93,6 +94,29 @@ def test_dashboard_makes_one_database_query(app, client, auth):
         event.remove(engine, "before_cursor_execute", count)
     assert "You have 2 people" in response.get_data(as_text=True)
     assert len(statements) == 1, statements
+
+
+@pytest.mark.parametrize("path", ["/dashboard", "/people"])
+def test_signed_in_pages_read_with_one_statement_and_no_transaction(app, client, auth, path):
+    """No BEGIN before the page's SELECT and no ROLLBACK after it: two round trips saved."""
+    auth.signed_in("alice")
+    client.post_form("/people/new", {"name": "Bob"})
+    seen: list[tuple[str, Any]] = []
+
+    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        # A BEGIN would have left the server-side transaction open after the statement.
+        seen.append((statement, conn.connection.dbapi_connection.info.transaction_status))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        response = client.get(path)
+    finally:
+        event.remove(engine, "after_cursor_execute", after)
+    assert response.status_code == 200 and "Bob" in response.get_data(as_text=True)
+    assert len(seen) == 1, seen
+    assert seen[0][1] == psycopg.pq.TransactionStatus.IDLE, seen
 
 
 def cut_redis_during(app: Any, path: str) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import logging
+import math
 import os
 import signal
 import time
@@ -21,14 +22,44 @@ def _int_env(name: str, default: int) -> int:
 # Only nginx talks to us, over the private `front` network; no port is published.
 bind = "0.0.0.0:8000"
 
-# (2 x cores) + 1 is gunicorn's rule of thumb, capped at 8: each worker holds its own DB and
-# Redis pools, and bcrypt at cost 12 already saturates a core. Scale out with `--scale web=N`.
-workers = _int_env("WEB_CONCURRENCY", min(multiprocessing.cpu_count() * 2 + 1, 8))
+
+def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """Return the CPUs this container may use: its CPU quota (cgroup v2 cpu.max, or v1
+    cpu.cfs_quota_us / cpu.cfs_period_us) rounded up, at most the CPUs it may run on."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = cpus or 1
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()
+    except (OSError, ValueError):
+        try:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return cpus
+    if quota in ("max", "-1") or not quota.isdigit() or not period.isdigit() or not int(period):
+        return cpus
+    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
+
+
+# (2 x CPUs) + 1 is gunicorn's rule of thumb, capped at 8: each worker holds its own DB and
+# Redis pools, and bcrypt at cost 12 already saturates a core. The CPUs are the container's
+# quota (docker's --cpus, Swarm's and Kubernetes' CPU limits), not the host's cores, which a
+# container limited to 2 CPUs on a 64-core host would otherwise count. Scale out with more
+# replicas (`--scale web=N`).
+workers = _int_env("WEB_CONCURRENCY", min(available_cpus() * 2 + 1, 8))
 
 # gthread: threads wait on PostgreSQL/Redis in parallel, and the worker keeps nginx's
 # keep-alive connections open between requests (a sync worker closes every connection).
 worker_class = "gthread"
 threads = _int_env("GUNICORN_THREADS", 4)
+
+# Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel spreads new
+# connections over them by address hash. With one shared socket, whichever worker wakes first
+# accepts a whole burst: 16 keep-alive connections opened at once ended 13/3, 15/1, 12/4...
+# over 2 workers (8 trials), and a kept-alive connection stays on its worker, so one worker
+# served most requests while the other idled; with reuse_port 9/7, 8/8, 9/7... (the same 8
+# trials). nginx's kept-alive upstream connections are spread the same way.
+reuse_port = True
 
 # A request that takes longer than 30 s is a bug: the worker is killed and replaced.
 timeout = _int_env("GUNICORN_TIMEOUT", 30)
@@ -53,6 +84,16 @@ access_log_format = (
 class AccessLogger(glogging.Logger):
     """gunicorn's logger, with a mailed link's token cut out of the logged request line."""
 
+    @property
+    def access_log_enabled(self) -> bool:
+        """Build no access-log line that nothing would write.
+
+        gunicorn builds every request's atoms whenever a logging config is given, as it is
+        in JSON mode (below), where its access logger sits at CRITICAL and writes nothing.
+        """
+        enabled = bool(super().access_log_enabled)
+        return enabled and self.access_log.isEnabledFor(logging.INFO)
+
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         from app.logs import loggable_path
 
@@ -74,10 +115,14 @@ logger_class = AccessLogger
 # so the headers are interpreted in one place only.
 forwarded_allow_ips = "127.0.0.1,::1"
 
-# Recycle workers now and then so a slow leak cannot grow forever; the jitter keeps all
-# workers from restarting at the same moment.
-max_requests = 2000
-max_requests_jitter = 200
+# No worker recycling (gunicorn's default, max_requests = 0). A recycle costs the exiting
+# worker 0.4-1 s of CPU, its successor a re-warm, and leaves one worker serving meanwhile:
+# measured, recycling every ~2000 requests cost /dashboard 27 % of its throughput and tripled
+# its p99 (bench/README.md). Memory is watched instead: the arbiter reports every worker's
+# resident memory (gunicorn_worker_resident_memory_bytes, app/metrics.py) and the alert
+# WebWorkerMemoryHigh fires if one grows (monitoring/prometheus/alerts.yml). Should a leak
+# need recycling until it is fixed, set max_requests here (say 20000, with a jitter).
+max_requests = 0
 
 # The heartbeat file lives in RAM: a slow or read-only container disk cannot make
 # the arbiter think a worker hung.
@@ -168,11 +213,12 @@ if metrics_dir:
 
 
 def on_starting(server: object) -> None:
-    """Serve the workers' summed metrics from the arbiter, which outlives every worker."""
+    """Serve the workers' summed metrics from the arbiter, which outlives every worker, with
+    each live worker's resident memory read from /proc at scrape time (nothing in workers)."""
     if metrics_dir and metrics_port:
         from app import metrics
 
-        metrics.serve(metrics_port, metrics_dir)
+        metrics.serve(metrics_port, metrics_dir, lambda: list(server.WORKERS))  # type: ignore[attr-defined]
 
 
 def child_exit(server: object, worker: object) -> None:

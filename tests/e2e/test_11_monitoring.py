@@ -93,6 +93,8 @@ def test_every_exporter_reports_what_the_alerts_need(monitored: Stack) -> None:
     assert value(f"sum({login})") >= 1
     assert value("sum(bcrypt_slot_wait_seconds_count)") >= 2  # register and login hash
     assert value("sum(http_request_duration_seconds_count)") >= 3
+    # Workers are not recycled: the arbiter reports each one's memory (WebWorkerMemoryHigh).
+    assert 10e6 < value("max(gunicorn_worker_resident_memory_bytes)") < 512 * 1024 * 1024
     assert value("redis_memory_max_bytes") == 128 * 1024 * 1024
     assert value("redis_memory_used_bytes") > 0
     assert value("max(pg_settings_max_connections)") >= 100

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +13,7 @@ from flask import Flask, request
 from flask.wrappers import Response
 
 from . import config as config_module
-from .extensions import bcrypt, csrf, db, limiter, login_manager, migrate
+from .extensions import bcrypt, csrf, db, login_manager, migrate
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -37,10 +36,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
 def configure_logging(app: Flask) -> None:
     """Log to stderr at LOG_LEVEL in LOG_FORMAT (gunicorn and docker collect it); time requests."""
-    from . import logs, metrics
+    from . import logs
 
     logs.configure(app)
-    metrics.init_app(app)
 
 
 def register_proxy_fix(app: Flask) -> None:
@@ -69,7 +67,7 @@ def redis_client(url: str) -> redis.Redis:
 
 def register_extensions(app: Flask) -> None:
     """Bind the session store, the extensions and the hashing slots to the app."""
-    from . import dbpool, i18n, jobs, sessions
+    from . import dbpool, i18n, jobs, passwords, ratelimits, sessions
     from .auth.loader import register_user_loader
 
     client = redis_client(app.config["REDIS_URL"])
@@ -81,15 +79,12 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
     bcrypt.init_app(app)
     csrf.init_app(app)
-    limiter.init_app(app)
+    ratelimits.init_app(app)
     login_manager.init_app(app)
     register_user_loader(login_manager)
     jobs.init_app(app)
     i18n.init_app(app)
-
-    app.extensions["hashing_slots"] = threading.BoundedSemaphore(
-        app.config["BCRYPT_MAX_CONCURRENCY"]
-    )
+    passwords.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -169,9 +169,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Passwords.
         "BCRYPT_LOG_ROUNDS": integer(env, "BCRYPT_LOG_ROUNDS", 12, minimum=4),
         "BCRYPT_MAX_CONCURRENCY": integer(env, "BCRYPT_MAX_CONCURRENCY", 2, minimum=1),
-        # How long a login waits for a hashing slot before a 503. Queueing throttles a flood
-        # (`make bench`: failing fast lets flooding clients retry at once, which is worse).
-        "BCRYPT_SLOT_WAIT": number(env, "BCRYPT_SLOT_WAIT", 10.0),
+        # How long a login waits for a hashing slot before a 503 (app/passwords.py). A waiting
+        # login holds a request thread that reads need: by default none waits.
+        "BCRYPT_SLOT_WAIT": number(env, "BCRYPT_SLOT_WAIT", 0.0),
         # Rate limits (Flask-Limiter syntax), stored in Redis next to the sessions.
         "RATELIMIT_STORAGE_OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
         "RATELIMIT_STRATEGY": "fixed-window",

@@ -21,6 +21,8 @@ from typing import Any
 from flask import Flask, g, request, request_finished, request_started
 from flask.wrappers import Response
 
+from . import metrics
+
 FORMATS = ("json", "text")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 HANDLER_NAME = "app"
@@ -75,7 +77,8 @@ def configure(app: Flask) -> None:
         handler.setFormatter(formatter)
     root.setLevel(app.config["LOG_LEVEL"])
     app.logger.setLevel(app.config["LOG_LEVEL"])
-    # Module-level receivers: blinker keeps only weak references to them.
+    # Module-level receivers: blinker keeps only weak references to them. They time each
+    # request for its log line and its metrics (metrics.observe) alike.
     request_started.connect(_started, app)
     request_finished.connect(_finished, app)
 
@@ -105,13 +108,23 @@ def event(name: str, message: str, **extra: Any) -> None:
 
 
 def _started(sender: Flask, **extra: Any) -> None:
-    g.log_started = time.perf_counter()
-    request_id()
+    # The one clock reading at the start of a request: its log line and metrics share it.
+    g.request_started = time.perf_counter()
 
 
 def _finished(sender: Flask, response: Response, **extra: Any) -> None:
-    started = g.get("log_started")
+    # request_finished comes after every after_request hook, so the status is the final one
+    # (a session save that failed turns a 200 into a 503).
+    started = g.get("request_started")
+    duration = time.perf_counter() - started if started is not None else None
     status = response.status_code
+    metrics.observe(request.endpoint, request.method, status, duration)
+    if status == 429:  # Flask-Limiter's answer: the app's own rate limits
+        event("rate_limited", "rate limited", endpoint=request.endpoint, user_id=signed_in_user())
+    # In text mode gunicorn's access log already has a line per request (gunicorn.conf.py).
+    # The line's fields are gathered only when the line is written.
+    if sender.config["LOG_FORMAT"] != "json" or not request_log.isEnabledFor(logging.INFO):
+        return
     fields = {
         "request_id": request_id(),
         "method": request.method,
@@ -119,13 +132,7 @@ def _finished(sender: Flask, response: Response, **extra: Any) -> None:
         "path": loggable_path(request.path),
         "endpoint": request.endpoint,
         "status": status,
-        "duration_s": round(time.perf_counter() - started, 4) if started else None,
+        "duration_s": round(duration, 4) if duration is not None else None,
         "user_id": signed_in_user(),
     }
-    if status == 429:  # Flask-Limiter's answer: the app's own rate limits
-        event("rate_limited", "rate limited", endpoint=request.endpoint, user_id=fields["user_id"])
-    # In text mode gunicorn's access log already has a line per request (gunicorn.conf.py).
-    if sender.config["LOG_FORMAT"] == "json":
-        request_log.info(
-            "%s %s %s", request.method, fields["path"], status, extra={"fields": fields}
-        )
+    request_log.info("%s %s %s", request.method, fields["path"], status, extra={"fields": fields})

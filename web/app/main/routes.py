@@ -6,8 +6,9 @@ from flask import Blueprint, render_template
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
+from .. import reads
 from ..extensions import db
-from ..models import Person, User
+from ..models import User
 
 bp = Blueprint("main", __name__)
 
@@ -34,13 +35,7 @@ def profile(name: str) -> ResponseReturnValue:
 @login_required
 def dashboard() -> ResponseReturnValue:
     """Welcome the user, with their preferences and a summary of their people."""
-    # One query: the window count sees every row of the user's before LIMIT keeps the latest.
-    rows = db.session.execute(
-        db.select(Person, db.func.count().over().label("total"))
-        .where(Person.owner_id == current_user.id)
-        .order_by(Person.created_at.desc(), Person.id.desc())
-        .limit(DASHBOARD_PEOPLE)
-    ).all()
-    count = rows[0].total if rows else 0
-    latest = [row.Person for row in rows]
+    # One query (app/reads.py): the window count sees every row of the user's before LIMIT
+    # keeps the latest.
+    count, latest = reads.latest_people(current_user.id, DASHBOARD_PEOPLE)
     return render_template("main/dashboard.html", people_count=count, latest=latest)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
+from typing import Any
 
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from sqlalchemy.engine import Row
 
+from .. import reads
 from ..extensions import db
 from ..models import Person
 from .forms import DeleteForm, PersonForm
@@ -31,10 +35,9 @@ def owned_person_or_404(person_id: int) -> Person:
     return person
 
 
-def owned_people() -> list[Person]:
-    """Return the current user's people, by name."""
-    query = db.select(Person).where(Person.owner_id == current_user.id)
-    return list(db.session.scalars(query.order_by(Person.name, Person.id)))
+def owned_people() -> Sequence[Row[Any]]:
+    """Return the current user's people, by name (read-only rows: app/reads.py)."""
+    return reads.people_by_name(current_user.id)
 
 
 @bp.get("/people")

@@ -146,9 +146,11 @@ class SessionStore(RedisSessionInterface):
     def open_anonymous(self, app: Flask, request: Request) -> StoreSession:
         """Return the data of the signed anonymous cookie; a bad or expired one is empty."""
         value = request.cookies.get(app.config["SESSION_ANONYMOUS_COOKIE_NAME"])
+        if not value:  # most requests (probes, first visits): no serializer to build
+            return StoreSession({})
         serializer = self.anonymous.get_signing_serializer(app)
         data: dict[str, Any] = {}
-        if value and serializer:
+        if serializer:
             try:
                 data = serializer.loads(value, max_age=app.config["SESSION_ANONYMOUS_TIMEOUT"])
             except BadSignature:  # forged, from another secret key, or expired: start empty

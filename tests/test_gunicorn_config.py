@@ -1,0 +1,97 @@
+"""web/gunicorn.conf.py's choices that cost or save time on every request."""
+
+from __future__ import annotations
+
+import logging
+import runpy
+from typing import Any
+
+import pytest
+from gunicorn.config import Config
+from servers import WEB
+
+
+def load(monkeypatch: pytest.MonkeyPatch, log_format: str) -> dict[str, Any]:
+    """Run the config file as gunicorn does, under APP_ENV=production and `log_format`."""
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("LOG_FORMAT", log_format)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    return runpy.run_path(str(WEB / "gunicorn.conf.py"))
+
+
+def access_logger(settings: dict[str, Any], level: int) -> Any:
+    """Return the config's AccessLogger over its settings, its access logger at `level`.
+
+    (Without gunicorn's setup(), which would apply the logging config to this process.)
+    """
+    cfg = Config()
+    for name in ("accesslog", "logconfig_dict", "access_log_format"):
+        if name in settings:
+            cfg.set(name, settings[name])
+    logger = settings["AccessLogger"].__new__(settings["AccessLogger"])
+    logger.cfg = cfg
+    logger.access_log = logging.getLogger("perf-test.gunicorn.access")
+    logger.access_log.setLevel(level)
+    return logger
+
+
+def test_workers_are_not_recycled(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Memory is watched instead (metrics and the WebWorkerMemoryHigh alert).
+    assert load(monkeypatch, "json")["max_requests"] == 0
+
+
+def test_no_access_log_line_is_built_when_nothing_writes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load(monkeypatch, "json")
+    assert settings["accesslog"] is None and settings["logconfig_dict"]
+    logger = access_logger(settings, logging.CRITICAL)  # as logconfig_dict sets it
+
+    def atoms(*args: Any) -> None:
+        raise AssertionError("access log atoms built for a line nothing writes")
+
+    logger.atoms = atoms
+    assert not logger.access_log_enabled
+    logger.access(None, None, {}, None)  # returns at once
+
+
+def test_the_text_access_log_still_gets_its_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load(monkeypatch, "text")
+    assert settings["accesslog"] == "-"
+    assert access_logger(settings, logging.INFO).access_log_enabled
+
+
+def test_each_worker_listens_on_its_own_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The kernel spreads connections over the workers' sockets; with one shared socket a
+    # burst of keep-alive connections pinned itself to whichever worker woke first.
+    assert load(monkeypatch, "json")["reuse_port"] is True
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"cpu.max": "200000 100000\n"}, 2),  # docker --cpus 2 (cgroup v2)
+        ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs: rounded up
+        ({"cpu.max": "50000 100000\n"}, 1),
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),  # v1
+    ],
+)
+def test_workers_follow_the_containers_cpu_quota(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, files: dict[str, str], expected: int
+) -> None:
+    available_cpus = load(monkeypatch, "json")["available_cpus"]
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)))  # a big host
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert available_cpus(tmp_path) == expected
+
+
+def test_without_a_quota_the_cpus_it_may_run_on_count(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    available_cpus = load(monkeypatch, "json")["available_cpus"]
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2})
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert available_cpus(tmp_path) == 3
+    assert available_cpus(tmp_path / "missing") == 3
