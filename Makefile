@@ -213,7 +213,10 @@ e2e: $(STAMP) ## Run the end-to-end tests against a throwaway copy of the real s
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 # ---- Docker Swarm (deploy/swarm/, docs/deploy-swarm.md) -------------------------------
-SWARM := deploy/swarm/swarm.sh
+# `docker stack deploy` reads no .env: these targets read it as compose does (the shell's
+# variables win; ENV_FILE=path for another file, as compose's --env-file).
+WITH_ENV := python3 deploy/compose_env.py run
+SWARM := $(WITH_ENV) deploy/swarm/swarm.sh
 
 .PHONY: swarm-up
 swarm-up: ## Init a one-node swarm if none, build, create secrets, deploy; waits until healthy
@@ -229,12 +232,12 @@ swarm-down: ## Remove the Swarm stack (data and secrets kept); leave the swarm o
 
 .PHONY: swarm-secrets
 swarm-secrets: ## Create the Swarm secrets that do not exist yet (generated values)
-	python3 deploy/swarm/manage_secrets.py ensure
+	$(WITH_ENV) python3 deploy/swarm/manage_secrets.py ensure
 
 .PHONY: swarm-rotate
 swarm-rotate: ## New version of a secret group, then make swarm-deploy: make swarm-rotate SECRET=redis
 	@test -n "$(SECRET)" || { echo 'usage: make swarm-rotate SECRET=secret_key|postgres_owner_password|postgres_app_password|redis|postgres_password' >&2; exit 2; }
-	python3 deploy/swarm/manage_secrets.py rotate "$(SECRET)"
+	$(WITH_ENV) python3 deploy/swarm/manage_secrets.py rotate "$(SECRET)"
 
 .PHONY: swarm-e2e
 swarm-e2e: $(STAMP) ## End-to-end tests on a throwaway Swarm stack (swarm-up ... swarm-down)
