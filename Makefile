@@ -78,6 +78,10 @@ translations: $(STAMP) ## Extract the strings to translate, update the catalogue
 		--width 100 --no-fuzzy-matching --ignore-obsolete
 	cd web && ../$(BIN)/pybabel compile -d app/translations --statistics
 
+.PHONY: generate
+generate: $(STAMP) ## Write deploy/swarm/stack.yml and deploy/kubernetes/*.env from docker-compose.yml (+ deploy/targets.yml)
+	$(BIN)/python deploy/generate.py
+
 .PHONY: format
 format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff check --fix .
@@ -86,6 +90,9 @@ format: $(STAMP) ## Format the code with ruff
 # ---- Kubernetes (deploy/kubernetes; docs/deploy-kubernetes.md) ---------------------------
 K8S_DIR       := deploy/kubernetes
 K8S_NAMESPACE := flask-stack
+# What kubectl reads: a copy of K8S_DIR whose settings (*.env) hold the values compose would
+# use, i.e. your environment over .env (ENV_FILE=path for another file). Git-ignored.
+K8S_BUILD     := .build/kubernetes
 # Your own kubectl works too: make k8s-apply KUBECTL=kubectl
 KUBECTL       ?= $(KUBECTL_BIN)
 
@@ -96,16 +103,20 @@ k8s-secrets: ## Generate the Kubernetes Secrets' values into deploy/kubernetes/s
 	SECRETS_ROOT=$(K8S_DIR)/secrets APP_UID=0 PGDATA_SEEN=/nonexistent $(PYTHON) web/init-secrets.py
 
 .PHONY: k8s-render
-k8s-render: $(if $(filter $(KUBECTL_BIN),$(KUBECTL)),$(KUBECTL_BIN)) ## Print the Kubernetes manifests (kubectl kustomize)
+k8s-render: $(if $(filter $(KUBECTL_BIN),$(KUBECTL)),$(KUBECTL_BIN)) ## Print the Kubernetes manifests with .env's settings (kubectl kustomize)
 	@# Only the manifests on stdout (make k8s-render > stack.yaml): the rest to stderr.
-	@$(MAKE) --no-print-directory k8s-secrets >&2
-	@$(KUBECTL) kustomize $(K8S_DIR)
+	@$(MAKE) --no-print-directory k8s-secrets k8s-settings >&2
+	@$(KUBECTL) kustomize $(K8S_BUILD)
+
+.PHONY: k8s-settings
+k8s-settings: $(STAMP) ## Copy deploy/kubernetes to .build/kubernetes with the settings of your environment and .env
+	$(BIN)/python deploy/generate.py kubernetes $(K8S_BUILD) --source $(K8S_DIR)
 
 .PHONY: k8s-apply
-k8s-apply: $(if $(filter $(KUBECTL_BIN),$(KUBECTL)),$(KUBECTL_BIN)) k8s-secrets ## Apply to kubectl's current cluster, migrate, then wait for the web rollout
+k8s-apply: $(if $(filter $(KUBECTL_BIN),$(KUBECTL)),$(KUBECTL_BIN)) k8s-secrets k8s-settings ## Apply (with .env's settings) to kubectl's current cluster, migrate, then wait for the web rollout
 	@# A Job cannot be changed once created: remove the last run (and its pod) first.
 	$(KUBECTL) -n $(K8S_NAMESPACE) delete job migrate --ignore-not-found --cascade=foreground --wait
-	$(KUBECTL) apply -k $(K8S_DIR)
+	$(KUBECTL) apply -k $(K8S_BUILD)
 	$(KUBECTL) -n $(K8S_NAMESPACE) wait --for=condition=complete job/migrate --timeout=15m
 	$(KUBECTL) -n $(K8S_NAMESPACE) rollout status deployment/web --timeout=10m
 

@@ -1,5 +1,9 @@
 """The Swarm stack file and docker-compose.yml describe the same system: they must not drift.
 
+deploy/swarm/stack.yml is generated from docker-compose.yml and deploy/targets.yml
+(tests/test_generate.py checks it is fresh); these tests check what the result must hold
+whatever the generator or the overlay says.
+
 Compared: the services (compose services without a `profiles:` entry, minus the documented
 exceptions below), their images, environment keys and healthchecks. Also checked without
 Docker: every *_FILE setting names a secret the service mounts, and no service uses a key
