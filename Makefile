@@ -65,10 +65,11 @@ test: $(STAMP) $(BIN)/promtool $(KUBECTL_BIN) $(CHECKOV_STAMP) ## Run the unit a
 	KUBECTL="$(abspath $(KUBECTL_BIN))" CHECKOV="$(abspath $(CHECKOV))" $(BIN)/pytest --ignore=tests/e2e --ignore=tests/swarm --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: $(STAMP) ## Lint, check formatting and type-check the app package
+lint: $(STAMP) ## Lint, check formatting and type-check the app package; shellcheck every shell script
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/shellcheck $$(git ls-files '*.sh') .ci/run
 
 .PHONY: translations
 translations: $(STAMP) ## Extract the strings to translate, update the catalogues, compile them (web/app/translations)
@@ -227,7 +228,7 @@ e2e: $(STAMP) ## Run the end-to-end tests against a throwaway copy of the real s
 # `docker stack deploy` reads no .env: these targets read it as compose does (the shell's
 # variables win; ENV_FILE=path for another file, as compose's --env-file).
 WITH_ENV := python3 deploy/compose_env.py run
-SWARM := $(WITH_ENV) deploy/swarm/swarm.sh
+SWARM := $(WITH_ENV) python3 deploy/swarm/swarm.py
 
 .PHONY: swarm-up
 swarm-up: ## Init a one-node swarm if none, build, create secrets, deploy; waits until healthy

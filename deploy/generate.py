@@ -49,7 +49,7 @@ HEADER = """\
 # deploy/targets.yml: edit those, not this file; `make test` fails when it is stale.
 #
 # The stack on Docker Swarm (Engine 20.10+): `make swarm-up`, `make swarm-deploy`,
-# `make swarm-down` (deploy/swarm/swarm.sh); docs/deploy-swarm.md explains every choice.
+# `make swarm-down` (deploy/swarm/swarm.py); docs/deploy-swarm.md explains every choice.
 # Internal services are reached by DNS round robin (`endpoint_mode: dnsrr`) and nginx
 # publishes in `mode: host` (no IPVS needed). `${VAR:-default}` values are interpolated by
 # `docker stack deploy` from the environment, into which the make targets read .env.
