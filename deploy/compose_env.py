@@ -5,8 +5,9 @@ swarm-* and k8s-* targets read it here, with compose's rules: the process enviro
 over `.env`; `.env` lines follow compose's env-file syntax (docs.docker.com, "Environment
 variables: .env file syntax"): `#` comments, optional `export `, spaces around `=`, single
 quotes literal, double quotes with `\\n \\t \\r \\\\ \\"` escapes and interpolation, a ` #` comment
-after an unquoted value, values spanning lines inside quotes. tests/test_compose_env.py checks
-these rules against `docker compose config` itself when the CLI is installed.
+after an unquoted value, values spanning lines inside quotes.
+tests/deployment/test_compose_env.py checks these rules against `docker compose config`
+itself when the CLI is installed.
 
     compose_env.py run COMMAND [ARG...]    run COMMAND with .env's settings added
 

@@ -4,7 +4,7 @@
 deploy/rollout.sh (`make deploy`) runs it for each new replica. Exit 0 once Docker says
 healthy and the replica's own /readyz answers (PostgreSQL, Redis and the schema at this
 image's head); exit 1 as soon as it stops or restarts, or when TIMEOUT seconds pass. Reads
-`docker inspect` as JSON; the decision is unit-tested (tests/test_wait_ready.py).
+`docker inspect` as JSON; the decision is unit-tested (tests/deployment/test_wait_ready.py).
 Standard library only: the make target runs it with the system's python3.
 """
 

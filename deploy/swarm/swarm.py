@@ -18,7 +18,7 @@ WEB_IMAGE=... (deploy an image that is already built), SWARM_TIMEOUT (s, 300), C
 one-host stack to stop first), and the stack's own variables (HTTP_PORT, WEB_REPLICAS, ...).
 
 Everything it learns from Docker it reads as JSON (`--format '{{json .}}'`); the decisions
-are small functions of that JSON, unit-tested in tests/test_swarm_orchestration.py.
+are small functions of that JSON, unit-tested in tests/deployment/test_swarm_orchestration.py.
 Standard library only: the make targets run it with the system's python3.
 """
 

@@ -28,7 +28,7 @@ import yaml
 from compose_env import interpolate
 from helpers import INIT_SECRETS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "kubernetes"
 # The oldest and the newest minor version we claim; kubectl is v1.34.
 KUBERNETES_VERSIONS = ("1.30", "1.34")

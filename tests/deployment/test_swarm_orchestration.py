@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("swarm_py", ROOT / "deploy/swarm/swarm.py")
 assert _spec and _spec.loader
 swarm = importlib.util.module_from_spec(_spec)
