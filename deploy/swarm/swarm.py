@@ -274,9 +274,14 @@ class Swarm:
             self.report_rollback(before)
         if verdict == "updating":
             return None
+        return self.serving(exclude=self.svc("migrate"))
+
+    def serving(self, only: str = "", exclude: str = "") -> bool | None:
+        """True once the long-running services (or `only` one) run every replica on their
+        current spec; None otherwise."""
         listed = docker("stack", "services", "--format", "{{json .}}", self.stack)
         for entry in json_lines(listed):
-            if entry["Name"] == self.svc("migrate"):
+            if entry["Name"] == exclude or (only and entry["Name"] != only):
                 continue
             if not replicas_ready(entry["Replicas"]):
                 return None
@@ -290,12 +295,15 @@ class Swarm:
         return True
 
     def report_rollback(self, before: tuple[str, str]) -> None:
-        """Wait for Swarm's rollback to finish (the old version serves again), then fail."""
+        """Wait for Swarm's rollback to finish and the old version to serve on every
+        replica again (a caller finds it serving), then fail."""
         deadline = time.monotonic() + self.timeout
         web = self.service("web") or {}
         while update_status(web)[0] == "rollback_started" and time.monotonic() < deadline:
             time.sleep(1)
             web = self.service("web") or {}
+        while not self.serving(only=self.svc("web")) and time.monotonic() < deadline:
+            time.sleep(1)
         tasks = docker(
             "service", "ps", "--no-trunc", "--format",
             "{{.Name}} {{.Image}} {{.CurrentState}} {{.Error}}", self.svc("web"), check=False,
