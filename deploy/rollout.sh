@@ -11,6 +11,7 @@
 # DEPLOY_SETTLE (s, 10: nginx's fail_timeout, nginx/upstream.conf).
 set -Eeuo pipefail
 
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 read -r -a compose <<< "${COMPOSE:-docker compose}"
 ready_timeout="${DEPLOY_READY_TIMEOUT:-120}"
 settle="${DEPLOY_SETTLE:-10}"
@@ -21,27 +22,10 @@ die() { printf 'deploy: %s\n' "$*" >&2; exit 1; }
 running_web() { "${compose[@]}" ps -q web; }
 every_web() { "${compose[@]}" ps -a -q web; }  # a new replica may already have exited
 
-# The replica's own answer to /readyz (from inside: web publishes no port).
-is_ready() {
-	docker exec "$1" python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/readyz', timeout=2)" \
-		>/dev/null 2>&1
-}
-
-# wait_ready ID: return 0 once healthy and ready, 1 if it stops, restarts or times out.
+# wait_ready ID: return 0 once healthy and ready (/readyz), 1 if it stops, restarts or times
+# out. In Python, reading `docker inspect`'s JSON (deploy/wait_ready.py).
 wait_ready() {
-	local id="$1" deadline=$((SECONDS + ready_timeout)) state health restarts
-	while ((SECONDS < deadline)); do
-		read -r state health restarts < <(docker inspect -f \
-			'{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.RestartCount}}' "$id")
-		if [ "$state" != running ] || [ "$restarts" != 0 ]; then
-			return 1
-		fi
-		if [ "$health" = healthy ] && is_ready "$id"; then
-			return 0
-		fi
-		sleep 1
-	done
-	return 1
+	python3 "$here/wait_ready.py" "$1" "$ready_timeout"
 }
 
 # give_up ID: show why the new replica failed, remove it, and stop the deploy once nginx has

@@ -3,7 +3,7 @@
 
 Swarm secrets are immutable and cannot be read back, so a new value is a new secret: each
 is named `<stack>_<name>_v<N>`, and the stack file names the version to use
-(SECRET_KEY_VERSION, ... in deploy/swarm/stack.yml). deploy/swarm/swarm.sh deploys the
+(SECRET_KEY_VERSION, ... in deploy/swarm/stack.yml). deploy/swarm/swarm.py deploys the
 newest version of each group. Values are generated (Python's `secrets`) unless given in the
 environment under the same names as for compose (.env.example); they go to `docker secret
 create` on stdin, never in argv, and are never printed.

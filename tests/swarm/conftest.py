@@ -17,6 +17,12 @@ import pytest
 from e2e.conftest import ROOT, Stack, isolated_env
 
 UP_TIMEOUT = 900  # seconds: builds, swarm init, two deploy phases on 2 shared cores
+# Written to the env file the make targets read (test_settings_from_the_env_file_are_in_effect).
+ENV_FILE_SETTINGS = {
+    "RATELIMIT_LOGIN": "1000/minute",
+    "RATELIMIT_REGISTER": "1000/minute",
+    "SESSION_IDLE_TIMEOUT": "1801",
+}
 
 
 def docker(*args: str, check: bool = True, timeout: int = 120) -> str:
@@ -92,15 +98,18 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
     swarm_before = docker("info", "-f", "{{.Swarm.LocalNodeState}}").strip()
     tmp = tmp_path_factory.mktemp("swarm")
     name = f"e2eswarm{secrets.token_hex(3)}"
+    # Settings in an env file, as a user keeps them in .env (the make targets read it as
+    # compose does; ENV_FILE is compose's --env-file): never the developer's own .env.
+    # As tests/e2e/compose.e2e.yml: every client comes from one address.
+    env_file = tmp / "swarm.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in ENV_FILE_SETTINGS.items()))
     env = isolated_env(
         STACK_NAME=name,
         COMPOSE=f"docker compose -p {name}",  # no one-host stack of anyone else is touched
+        ENV_FILE=str(env_file),
         EXPOSE_SERVED_BY="true",
         WEB_REPLICAS="3",
         WEB_CONCURRENCY="2",
-        # As tests/e2e/compose.e2e.yml: every client comes from one address.
-        RATELIMIT_LOGIN="1000/minute",
-        RATELIMIT_REGISTER="1000/minute",
         SWARM_TIMEOUT="400",
     )
     http = Stack(name, env, int(env["HTTPS_PORT"]), int(env["HTTP_PORT"]), tmp)

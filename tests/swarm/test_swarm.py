@@ -17,7 +17,7 @@ import yaml
 from e2e.conftest import new_username
 from e2e.traffic import Traffic
 
-from .conftest import ROOT, Swarm, docker
+from .conftest import ENV_FILE_SETTINGS, ROOT, Swarm, docker
 
 pytestmark = pytest.mark.e2e
 STACK_FILE = ROOT / "deploy/swarm/stack.yml"
@@ -46,6 +46,16 @@ def test_stack_deploy_ignored_no_key_of_the_stack_file(swarm: Swarm) -> None:
     for name, service in source["services"].items():
         dropped = keys(service) - keys(loaded["services"][name])
         assert not dropped, f"{name}: docker stack config dropped {sorted(dropped)}"
+
+
+def test_settings_from_the_env_file_are_in_effect(swarm: Swarm) -> None:
+    """`docker stack deploy` reads no .env: the make targets read it as compose does."""
+    for service in ("web", "worker"):
+        running = dict(
+            line.split("=", 1) for line in swarm.exec(service, "env").splitlines() if "=" in line
+        )
+        for name, value in ENV_FILE_SETTINGS.items():
+            assert running.get(name) == value, (service, name, running.get(name))
 
 
 def test_migrations_ran_once_before_any_web_task(swarm: Swarm) -> None:

@@ -4,7 +4,7 @@ of auth events.
 
 A value set on a `String(n)` attribute is cut to n characters (`cut_to_column_length`), so no
 form, header or parser can make PostgreSQL refuse a row: forms still say what is too long,
-this is the floor under them. tests/test_models.py walks every string column.
+this is the floor under them. tests/app/test_models.py walks every string column.
 """
 
 from __future__ import annotations

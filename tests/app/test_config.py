@@ -70,7 +70,7 @@ def test_plain_http_local_mode_drops_the_host_prefix():
 
 
 def test_wsgi_refuses_to_start_with_one_line_on_stderr():
-    web = Path(__file__).parents[1] / "web"
+    web = Path(__file__).parents[2] / "web"
     env = {"PATH": "/usr/bin:/bin", "SECRET_KEY": "dev", "DATABASE_URL": "x", "REDIS_URL": "y"}
     result = subprocess.run(
         [sys.executable, "-c", "import wsgi"], cwd=web, env=env, capture_output=True, text=True

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "nginx" / "25-real-ip.sh"
+SCRIPT = Path(__file__).resolve().parents[2] / "nginx" / "25-real-ip.sh"
 
 
 def render(tmp_path: Path, trusted: str | None) -> tuple[subprocess.CompletedProcess[str], str]:

@@ -1,5 +1,9 @@
 """The Swarm stack file and docker-compose.yml describe the same system: they must not drift.
 
+deploy/swarm/stack.yml is generated from docker-compose.yml and deploy/targets.yml
+(tests/deployment/test_generate.py checks it is fresh); these tests check what the result must hold
+whatever the generator or the overlay says.
+
 Compared: the services (compose services without a `profiles:` entry, minus the documented
 exceptions below), their images, environment keys and healthchecks. Also checked without
 Docker: every *_FILE setting names a secret the service mounts, and no service uses a key
@@ -16,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STACK_FILE = ROOT / "deploy/swarm/stack.yml"
 
 # Services in one file only, on purpose:

@@ -164,7 +164,7 @@ def test_nginx_cuts_the_same_tokens_out_of_its_access_log(app):
     import re
     from pathlib import Path
 
-    conf = (Path(__file__).resolve().parents[1] / "nginx" / "nginx.conf").read_text()
+    conf = (Path(__file__).resolve().parents[2] / "nginx" / "nginx.conf").read_text()
     body = re.search(r"map \$request_uri \$request_path \{(.*?)\}", conf, re.S)[1]
     rules = re.findall(r'"~(.*?)"\s+(\S+);', body)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Given on the command line (`make deploy APP_VERSION=...`), not in a .env.
 COMMAND_LINE_ONLY = {"APP_VERSION"}
 

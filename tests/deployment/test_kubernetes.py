@@ -25,9 +25,10 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from compose_env import interpolate
 from helpers import INIT_SECRETS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "kubernetes"
 # The oldest and the newest minor version we claim; kubectl is v1.34.
 KUBERNETES_VERSIONS = ("1.30", "1.34")
@@ -129,10 +130,15 @@ def container(workload: Obj) -> Obj:
     return containers[0]
 
 
-def env(workload: Obj) -> dict[str, Any]:
-    """Return the container's environment: plain values as strings, references as dicts."""
-    variables = container(workload).get("env", [])
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in variables}
+def env(workload: Obj, objects: list[Obj]) -> dict[str, Any]:
+    """Return the container's environment as the kubelet builds it: the ConfigMaps of
+    `envFrom` in order, then `env` (plain values as strings, references as dicts)."""
+    variables: dict[str, Any] = {}
+    for source in container(workload).get("envFrom", []):
+        variables.update(find(objects, "ConfigMap", source["configMapRef"]["name"])["data"])
+    for e in container(workload).get("env", []):
+        variables[e["name"]] = e.get("value", e.get("valueFrom"))
+    return variables
 
 
 def compose() -> Obj:
@@ -190,10 +196,10 @@ def test_web_probes_readiness_on_readyz_and_liveness_on_healthz(objects):
     assert web["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert web["startupProbe"]["httpGet"]["path"] == "/healthz"
     ports = {p["name"]: p["containerPort"] for p in web["ports"]}
-    assert ports == {"http": 8000}
+    assert ports == {"http": 8000, "metrics": 9100}
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         get = web[probe]["httpGet"]
-        assert get["port"] in ports
+        assert get["port"] == "http"
         # Without it the kubelet sends the pod's IP as Host and the app answers 400.
         assert {"name": "Host", "value": "localhost"} in get["httpHeaders"]
 
@@ -212,13 +218,13 @@ def test_web_is_stopped_only_after_prestop_drain_and_graceful_timeout(objects):
     assert command[0] == "sleep"
     prestop = int(command[1])
     assert prestop >= 6  # CoreDNS caches up to 5 s, nginx re-resolves every second
-    drain = int(env(web)["DRAIN_SECONDS"])
+    drain = int(env(web, objects)["DRAIN_SECONDS"])
     gunicorn = runpy.run_path(str(ROOT / "web" / "gunicorn.conf.py"))
     needed = prestop + drain + gunicorn["graceful_timeout"]
     assert pod(web)["terminationGracePeriodSeconds"] >= needed
     # gunicorn creates DRAIN_FILE on SIGTERM: it must be on a writable volume.
     mounts = [m["mountPath"] for m in container(web)["volumeMounts"] if not m.get("readOnly")]
-    assert any(env(web)["DRAIN_FILE"].startswith(f"{m}/") for m in mounts)
+    assert any(env(web, objects)["DRAIN_FILE"].startswith(f"{m}/") for m in mounts)
 
 
 def test_replicated_pods_spread_over_nodes_and_wait_before_stopping(objects):
@@ -281,7 +287,7 @@ def test_every_mount_and_reference_resolves(objects):
                 assert ("ConfigMap", volume["configMap"]["name"]) in names
         for source in c.get("envFrom", []):
             assert ("ConfigMap", source["configMapRef"]["name"]) in names
-        for value in env(workload).values():
+        for value in env(workload, objects).values():
             if isinstance(value, dict) and "configMapKeyRef" in value:
                 ref = value["configMapKeyRef"]
                 assert ref["key"] in find(objects, "ConfigMap", ref["name"])["data"]
@@ -309,9 +315,9 @@ def test_migrate_job_runs_composes_migrate_command_bootstrap_then_owner_on_postg
     ]  # fmt: skip
     assert job["spec"]["parallelism"] == 1  # Alembic takes no lock
     assert pod(job)["restartPolicy"] == "Never"
-    migrate = env(job)
-    web = env(find(objects, "Deployment", "web"))
-    db = env(find(objects, "StatefulSet", "db"))
+    migrate = env(job, objects)
+    web = env(find(objects, "Deployment", "web"), objects)
+    db = env(find(objects, "StatefulSet", "db"), objects)
     assert migrate["POSTGRES_HOST"] == "db"  # straight to PostgreSQL, not through PgBouncer
     assert migrate["POSTGRES_SUPERUSER"] == db["POSTGRES_USER"]  # bootstraps the roles only
     assert migrate["POSTGRES_USER"] not in (db["POSTGRES_USER"], web["POSTGRES_USER"])
@@ -329,23 +335,23 @@ def test_migrate_job_runs_composes_migrate_command_bootstrap_then_owner_on_postg
 
 def test_the_retention_cronjob_prunes_as_the_schema_owner_on_postgres(objects):
     cron = find(objects, "CronJob", "auth-events-prune")
-    job, migrate = env(cron), env(find(objects, "Job", "migrate"))
+    job, migrate = env(cron, objects), env(find(objects, "Job", "migrate"), objects)
     assert container(cron)["command"] == ["flask", "auth-events", "prune"]
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     assert (job["POSTGRES_HOST"], job["POSTGRES_USER"]) == ("db", migrate["POSTGRES_USER"])
     secret = find(objects, "Secret", pod(cron)["volumes"][0]["secret"]["secretName"])
     assert sorted(secret["data"]) == ["postgres_owner_password", "redis_password", "secret_key"]
-    settings = generated(objects, "ConfigMap", "app-env")["data"]
-    assert settings["AUTH_EVENTS_RETENTION_DAYS"] == "90"
+    # compose's value (empty: the app's default, 90 days), from the generated housekeeping.env.
+    assert job["AUTH_EVENTS_RETENTION_DAYS"] == ""
     db_policy = find(objects, "NetworkPolicy", "db")
     allowed = [f["podSelector"]["matchLabels"] for f in db_policy["spec"]["ingress"][0]["from"]]
     assert template(cron)["metadata"]["labels"] in allowed
 
 
 def test_web_reaches_postgres_through_pgbouncer_in_transaction_mode(objects):
-    web = env(find(objects, "Deployment", "web"))
+    web = env(find(objects, "Deployment", "web"), objects)
     bouncer_deployment = find(objects, "Deployment", "pgbouncer")
-    bouncer = env(bouncer_deployment)
+    bouncer = env(bouncer_deployment, objects)
     service = find(objects, "Service", "pgbouncer")
     assert web["POSTGRES_HOST"] == service["metadata"]["name"]
     assert int(web["POSTGRES_PORT"]) == service["spec"]["ports"][0]["port"] == 6432
@@ -359,10 +365,10 @@ def test_web_reaches_postgres_through_pgbouncer_in_transaction_mode(objects):
 
 
 def test_the_connection_budget_holds(objects):
-    web = env(find(objects, "Deployment", "web"))
+    web = env(find(objects, "Deployment", "web"), objects)
     hpa = find(objects, "HorizontalPodAutoscaler", "web")["spec"]
     bouncer_deployment = find(objects, "Deployment", "pgbouncer")
-    bouncer = env(bouncer_deployment)
+    bouncer = env(bouncer_deployment, objects)
     args = container(find(objects, "StatefulSet", "db"))["args"]
     max_connections = int(args[args.index("-c") + 1].removeprefix("max_connections="))
 
@@ -381,7 +387,7 @@ def test_the_connection_budget_holds(objects):
 def test_nginx_reaches_the_pods_of_a_headless_web_service_through_cluster_dns(objects):
     assert find(objects, "Service", "web")["spec"]["clusterIP"] == "None"
     nginx = find(objects, "Deployment", "nginx")
-    variables = env(nginx)
+    variables = env(nginx, objects)
     assert variables["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     # nginx's resolver applies no search domains: the name must be complete.
     assert variables["WEB_UPSTREAM_HOST"] == "web.$(POD_NAMESPACE).svc.cluster.local"
@@ -534,3 +540,111 @@ def test_checkov_finds_nothing(objects, ingress_objects, variant, tmp_path):
     assert report["summary"]["parsing_errors"] == 0
     assert report["summary"]["passed"] > 100  # it really checked the stack
     assert result.returncode == 0
+
+
+def resolved(values: dict[str, Any]) -> dict[str, str]:
+    """Return compose environment values with their defaults (no .env, empty environment)."""
+    return {key: interpolate(str(value), {}.get) for key, value in values.items()}
+
+
+# Settings Kubernetes sets its own way on purpose, each said in deploy/targets.yml or in the
+# manifest: where web finds PostgreSQL (PgBouncer), whose X-Forwarded-* it trusts, no MailDev.
+K8S_OWN = {"POSTGRES_HOST", "POSTGRES_PORT", "PROXY_FIX_TRUSTED"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "service"),
+    [
+        ("Deployment", "web", "web"),
+        ("Deployment", "worker", "worker"),
+        ("Job", "migrate", "migrate"),
+        ("CronJob", "auth-events-prune", "housekeeping"),
+        ("Deployment", "nginx", "nginx"),
+    ],
+)
+def test_every_setting_compose_gives_a_service_reaches_kubernetes_by_value(
+    objects, kind, name, service
+):
+    targets = yaml.safe_load((ROOT / "deploy" / "targets.yml").read_text())["kubernetes"]
+    overrides = {**targets["environment"], **targets["files"].get(f"{service}-env", {})}
+    expected = resolved(compose()["services"][service].get("environment", {}))
+    site = generated(objects, "ConfigMap", "site")["data"]
+    got = env(find(objects, kind, name), objects)
+    for key, value in expected.items():
+        if key in K8S_OWN:
+            continue
+        if key in overrides:
+            if overrides[key] is None:  # a secret, or read from `site` below
+                assert key not in got or "configMapKeyRef" in got[key], key
+                continue
+            value = interpolate(str(overrides[key]), {}.get)
+        actual = got[key]
+        if isinstance(actual, dict):  # TRUSTED_HOSTS: the same value, from `site`
+            actual = site[actual["configMapKeyRef"]["key"]]
+        assert actual == value, f"{name}: {key}={actual!r}, compose says {value!r}"
+
+
+def test_kubernetes_runs_the_images_and_probes_compose_names(objects):
+    services = compose()["services"]
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    tags = {image["name"]: image["newTag"] for image in kustomization["images"]}
+    for service in ("db", "redis"):
+        name, tag = services[service]["image"].split(":")
+        assert tags[name] == tag, service
+    web = container(find(objects, "Deployment", "web"))
+    [path] = re.findall(r"127\.0\.0\.1:8000(/\w+)", services["web"]["healthcheck"]["test"][-1])
+    assert web["livenessProbe"]["httpGet"]["path"] == path
+    worker = container(find(objects, "Deployment", "worker"))
+    assert (
+        worker["livenessProbe"]["exec"]["command"] == services["worker"]["healthcheck"]["test"][1:]
+    )
+
+
+def test_a_setting_from_env_reaches_the_rendered_manifests(tmp_path):
+    env_file = tmp_path / "settings.env"
+    env_file.write_text("RATELIMIT_LOGIN=7/minute\nSERVER_NAME=app.example.com\nDB_POOL_SIZE=6\n")
+    build = tmp_path / "build"
+    command = ["make", "--no-print-directory", "-C", str(ROOT), "k8s-settings"]
+    command += [f"K8S_BUILD={build}", f"K8S_DIR={copy_with_secrets(tmp_path / 'kubernetes')}"]
+    environ = {k: v for k, v in os.environ.items() if k not in ("RATELIMIT_LOGIN", "SERVER_NAME")}
+    subprocess.run(
+        command, env={**environ, "ENV_FILE": str(env_file)}, check=True, capture_output=True
+    )
+    objects = render(build)
+    web = env(find(objects, "Deployment", "web"), objects)
+    assert web["RATELIMIT_LOGIN"] == "7/minute"
+    assert web["DB_POOL_SIZE"] == "6"
+    assert generated(objects, "ConfigMap", "site")["data"]["SERVER_NAME"] == "app.example.com"
+
+
+def test_web_exposes_its_metrics_to_the_clusters_prometheus_only(objects, tmp_path):
+    web = find(objects, "Deployment", "web")
+    metrics_port = int(env(web, objects)["METRICS_PORT"])  # compose's, via web.env
+    ports = {p["name"]: p["containerPort"] for p in container(web)["ports"]}
+    assert ports["metrics"] == metrics_port
+    annotations = template(web)["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) == metrics_port
+    assert annotations["prometheus.io/path"] == "/metrics"
+    # The web NetworkPolicy: http from nginx; metrics from Prometheus' pods, nothing else.
+    rules = find(objects, "NetworkPolicy", "web")["spec"]["ingress"]
+    by_port = {rule["ports"][0]["port"]: rule["from"] for rule in rules}
+    assert by_port["http"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "nginx"}}}
+    ]
+    [peer] = by_port["metrics"]
+    assert peer["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}
+    # The scrape job for a cluster's Prometheus keeps exactly those annotations and port name.
+    scrape = K8S / "prometheus-scrape.yml"
+    text = scrape.read_text()
+    assert "__meta_kubernetes_pod_annotation_prometheus_io_scrape" in text
+    assert "regex: metrics" in text
+    # (Debian's promtool is built without Kubernetes discovery: it cannot check this job.)
+    [job] = yaml.safe_load(text)["scrape_configs"]
+    assert job["kubernetes_sd_configs"][0]["namespaces"]["names"] == ["flask-stack"]
+    address = next(r for r in job["relabel_configs"] if r.get("target_label") == "__address__")
+    joined = f"10.1.2.3:8000;{metrics_port}"
+    rewritten = re.sub(
+        f"^(?:{address['regex']})$", address["replacement"].replace("$", "\\"), joined
+    )
+    assert rewritten == f"10.1.2.3:{metrics_port}"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "nginx" / "cert-watch.sh"
+SCRIPT = Path(__file__).resolve().parents[2] / "nginx" / "cert-watch.sh"
 FAKE_NGINX = """#!/bin/sh
 echo "$*" >> "$NGINX_CALLS"
 [ "$1" != -t ] || exit "$(cat "$NGINX_TEST_STATUS")"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "deploy/pgbouncer/entrypoint.sh"
 PASSWORD = 'pa"ss word$1'
 

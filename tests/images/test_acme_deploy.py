@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "acme" / "deploy.sh"
+SCRIPT = Path(__file__).resolve().parents[2] / "acme" / "deploy.sh"
 
 
 def deploy(lineage: Path, dest: Path) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import ALERTS
 
-RULES = Path(__file__).resolve().parents[1] / "monitoring" / "prometheus"
+RULES = Path(__file__).resolve().parents[2] / "monitoring" / "prometheus"
 PROMTOOL = Path(sys.executable).parent / "promtool"
 
 

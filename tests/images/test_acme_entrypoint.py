@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ACME = Path(__file__).resolve().parents[1] / "acme"
+ACME = Path(__file__).resolve().parents[2] / "acme"
 FAKE_CERTBOT = """#!/bin/sh
 echo "$*" >> "$CERTBOT_CALLS"
 echo "certbot: no network here" >&2

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "acme" / "acme_config.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "acme" / "acme_config.py"
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from app.models import AuthEvent, User
 from app.retention import prune, run_every
 from helpers import Auth
 
-WEB = Path(__file__).resolve().parents[1] / "web"
+WEB = Path(__file__).resolve().parents[2] / "web"
 DAY = 86400.0
 
 
