@@ -96,6 +96,29 @@ def test_dashboard_makes_one_database_query(app, client, auth):
     assert len(statements) == 1, statements
 
 
+def test_the_account_page_reads_three_statements_on_one_connection_and_no_transaction(
+    app, client, auth
+):
+    """Account, remembered devices, recent events: no BEGIN/ROLLBACK, one pool checkout."""
+    auth.signed_in("alice", remember=True)
+    seen: list[tuple[int, Any]] = []
+
+    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        raw = conn.connection.dbapi_connection
+        seen.append((id(raw), raw.info.transaction_status))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        page = client.get("/account").get_data(as_text=True)
+    finally:
+        event.remove(engine, "after_cursor_execute", after)
+    assert "alice@example.com" in page and "(this device)" in page and "Logged in" in page
+    assert len(seen) == 3 and len({connection for connection, _ in seen}) == 1, seen
+    assert all(status == psycopg.pq.TransactionStatus.IDLE for _, status in seen), seen
+
+
 @pytest.mark.parametrize("path", ["/dashboard", "/people"])
 def test_signed_in_pages_read_with_one_statement_and_no_transaction(app, client, auth, path):
     """No BEGIN before the page's SELECT and no ROLLBACK after it: two round trips saved."""

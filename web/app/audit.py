@@ -9,7 +9,7 @@ from flask import request
 from . import logs
 from .devices import device_label
 from .extensions import db
-from .models import AuthEvent, User
+from .models import AuthEvent
 
 # Event names and how the account page shows them.
 EVENTS = {
@@ -53,17 +53,5 @@ def record(user: Identified, event: str) -> None:
             event=event,
             ip=request.remote_addr,
             device=device_label(request.user_agent.string),
-        )
-    )
-
-
-def recent(user: User, limit: int = 10) -> list[AuthEvent]:
-    """Return the user's latest events, newest first."""
-    return list(
-        db.session.scalars(
-            db.select(AuthEvent)
-            .where(AuthEvent.user_id == user.id)
-            .order_by(AuthEvent.created_at.desc(), AuthEvent.id.desc())
-            .limit(limit)
         )
     )

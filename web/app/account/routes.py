@@ -9,16 +9,18 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required
 
-from .. import audit
+from .. import audit, reads
 from ..auth import service
 from ..auth.lockout import failure_budgets
-from ..auth.remember import devices_of, this_device
+from ..auth.remember import this_device
+from ..config import utcnow
 from ..extensions import limiter
 from ..mfa.stepup import step_up_required
 from ..sessions import current_sid, list_sessions, session_handle
 from .forms import DeleteAccountForm, EmailChangeForm, EndSessionForm, PasswordChangeForm
 
 bp = Blueprint("account", __name__, url_prefix="/account")
+RECENT_EVENTS = 10  # shown under "Recent activity"
 
 # How a session signed in, as the sessions page shows it.
 SIGN_IN_METHODS = {
@@ -44,14 +46,20 @@ def require_login() -> None:
 
 @bp.get("")
 def index() -> ResponseReturnValue:
-    """Show the live sessions, the remembered devices and the recent activity."""
+    """Show the live sessions, the remembered devices and the recent activity (the reads:
+    app/reads.py, one connection and no transaction)."""
+    account, devices, events = reads.account_page(
+        current_user.id, utcnow(current_app.config), RECENT_EVENTS
+    )
+    if account is None:
+        abort(404)  # deleted meanwhile (its sessions are ending)
     return render_template(
         "account/index.html",
         sessions=list_sessions(current_user.id, current=current_sid()),
-        devices=devices_of(current_user.id),
-        account=service.current_account(),
+        devices=devices,
+        account=account,
         this_device=this_device(),
-        events=audit.recent(current_user),
+        events=events,
         event_names=audit.EVENTS,
         methods=SIGN_IN_METHODS,
         form=EndSessionForm(),

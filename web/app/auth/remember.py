@@ -124,14 +124,3 @@ def _forget_cookie() -> None:
     def forget(response: Response) -> Response:
         logout_user()
         return response
-
-
-def devices_of(user_id: int) -> list[RememberedDevice]:
-    """Return the user's remembered devices that have not expired, last used first."""
-    return list(
-        db.session.scalars(
-            db.select(RememberedDevice)
-            .where(RememberedDevice.user_id == user_id, RememberedDevice.expires_at > _now())
-            .order_by(RememberedDevice.last_used_at.desc())
-        )
-    )
