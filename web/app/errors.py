@@ -48,10 +48,17 @@ def render_error(error: HTTPException) -> Response:
     return response
 
 
-def service_unavailable(what: str, trace: bool = True) -> Response:
-    """Answer 503 naming `what` (the session store, the database...), with Retry-After."""
+def service_unavailable(what: str, fault: bool = True) -> Response:
+    """Answer 503 naming `what` (the session store, the database...), with Retry-After.
+
+    A fault (a server down) is logged as an error with its traceback; load shed on purpose
+    (every hashing slot busy in a login flood) as one warning line.
+    """
     db.session.rollback()
-    current_app.logger.error("%s unavailable", what, exc_info=trace)
+    if fault:
+        current_app.logger.error("%s unavailable", what, exc_info=True)
+    else:
+        current_app.logger.warning("%s busy: answered 503", what)
     response = render_error(
         ServiceUnavailable(f"The {what} is unavailable right now. Please try again.")
     )
@@ -90,7 +97,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HashingBusy)
     def hashing_busy(error: HashingBusy) -> ResponseReturnValue:
-        return service_unavailable("login service", trace=False)  # load, not a fault
+        return service_unavailable("login service", fault=False)  # load, not a fault
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> ResponseReturnValue:
