@@ -191,9 +191,8 @@ def gunicorn(env: dict[str, str], reference: bool = False) -> Iterator[int]:
     config (its access log as that config decides), or the reference with the same shape."""
     port = free_port()
     if reference:
-        # The same shape, and a socket per worker as the stack has (else a burst of
-        # keep-alive connections can pin itself to one worker, which would flatter the ratio).
-        shape = ["-w", env["WEB_CONCURRENCY"], "--threads", env["GUNICORN_THREADS"], "--reuse-port"]
+        # The same shape as the stack: workers, threads, one shared listening socket.
+        shape = ["-w", env["WEB_CONCURRENCY"], "--threads", env["GUNICORN_THREADS"]]
         args, cwd = ["-k", "gthread", *shape, "--keep-alive", "75", "app:app"], REFERENCE
     else:
         args, cwd = ["-c", "gunicorn.conf.py", "wsgi:app"], ROOT / "web"
