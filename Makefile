@@ -101,7 +101,7 @@ KUBECTL       ?= $(KUBECTL_BIN)
 k8s-secrets: ## Generate the Kubernetes Secrets' values into deploy/kubernetes/secrets/ (kept once made)
 	@# The compose stack's generator: random values, reused on every later run; redis.conf
 	@# with the ACL users and hashed passwords. APP_UID=0: files stay yours (no chown).
-	SECRETS_ROOT=$(K8S_DIR)/secrets APP_UID=0 PGDATA_SEEN=/nonexistent $(PYTHON) web/init-secrets.py
+	SECRETS_ROOT=$(K8S_DIR)/secrets APP_UID=0 PGBACKREST_UID=0 PGDATA_SEEN=/nonexistent $(PYTHON) web/init-secrets.py
 
 .PHONY: k8s-render
 k8s-render: $(if $(filter $(KUBECTL_BIN),$(KUBECTL)),$(KUBECTL_BIN)) ## Print the Kubernetes manifests with .env's settings (kubectl kustomize)
@@ -123,10 +123,11 @@ k8s-apply: $(if $(filter $(KUBECTL_BIN),$(KUBECTL)),$(KUBECTL_BIN)) k8s-secrets 
 
 # ---- the containerised stack (docker compose) ------------------------------------------
 # SERVICE=web narrows logs; MSG names a migration; REV picks a downgrade target;
-# FILE names a backup to restore.
+# FILE names a dump to load; TIME a moment to restore to.
 SERVICE    ?=
 REV        ?= -1
 BACKUP_DIR ?= backups
+TIME       ?=
 # The web image's app group (web/Dockerfile): it may read the generated secrets.
 APP_GID    := 10001
 
@@ -208,17 +209,33 @@ redis-cli: ## Open redis-cli as the admin user, authenticated from the generated
 	$(COMPOSE) exec redis sh -c 'REDISCLI_AUTH="$$(cat /run/secrets/redis/admin_password)" exec redis-cli --user admin'
 
 .PHONY: backup
-backup: ## Dump the database to backups/<time>.dump (pg_dump custom format; owner-only files)
+backup: ## Take a full backup now (pgBackRest, into the `backup` service's encrypted repository)
+	$(COMPOSE) exec -T backup backupctl backup full
+
+.PHONY: backups
+backups: ## List the backups and the archived WAL the repository holds
+	$(COMPOSE) exec -T backup backupctl info
+
+.PHONY: restore
+restore: ## Restore the latest state, or TIME="2026-12-01T23:00:00Z"; ends every session (deploy/restore.sh)
+	COMPOSE="$(COMPOSE)" TIME="$(TIME)" deploy/restore.sh
+
+.PHONY: restore-test
+restore-test: ## Restore the latest backup into a throwaway PostgreSQL and check it (as the schedule does)
+	$(COMPOSE) exec -T backup backupctl restore-test
+
+.PHONY: dump
+dump: ## A logical copy (pg_dump custom format) to backups/<time>.dump: for moving data, not recovery
 	@# The dump holds password hashes: the folder and files are readable by their owner only.
 	umask 077 && mkdir -p $(BACKUP_DIR) && chmod 700 $(BACKUP_DIR) \
 		&& out="$(BACKUP_DIR)/$$(date -u +%Y%m%dT%H%M%SZ).dump" \
 		&& $(COMPOSE) exec -T db sh -c 'pg_dump -U "$$POSTGRES_USER" -d "$$POSTGRES_DB" -Fc' \
 			> "$$out.partial" && mv "$$out.partial" "$$out" && ls -l "$$out"
 
-.PHONY: restore
-restore: ## Restore a dump over the database and end every session: make restore FILE=...
-	@test -f "$(FILE)" || { echo 'usage: make restore FILE=backups/<time>.dump' >&2; exit 2; }
-	$(COMPOSE) stop web housekeeping
+.PHONY: load
+load: ## Load a dump over the database and end every session: make load FILE=backups/<time>.dump
+	@test -f "$(FILE)" || { echo 'usage: make load FILE=backups/<time>.dump' >&2; exit 2; }
+	$(COMPOSE) stop web worker housekeeping
 	$(COMPOSE) exec -T db sh -c \
 		'pg_restore -U "$$POSTGRES_USER" -d "$$POSTGRES_DB" --clean --if-exists --no-owner' < "$(FILE)"
 	@# The accounts the sessions and remember-me cookies vouch for may have changed: end them
@@ -226,7 +243,7 @@ restore: ## Restore a dump over the database and end every session: make restore
 	$(COMPOSE) run --rm migrate
 	$(COMPOSE) run --rm migrate flask sessions end --all
 	$(COMPOSE) up -d --wait
-	@echo "restored $(FILE); every session and remember-me cookie was ended: everyone signs in again"
+	@echo "loaded $(FILE); every session and remember-me cookie was ended: everyone signs in again"
 
 .PHONY: e2e
 e2e: $(STAMP) ## Run the end-to-end tests against a throwaway copy of the real stack

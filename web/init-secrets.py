@@ -18,6 +18,10 @@ value stored by an earlier run is reused; otherwise a new random one is generate
                          (the healthcheck's) and admin_password (`make redis-cli`)
     /secrets/monitor     0444 - postgres_password and redis_password of the exporters'
                          `monitor` logins (monitoring profile); migrate also gets the former
+    /secrets/db          also pgbackrest-ca.crt, pgbackrest.crt, pgbackrest.key: db's side
+                         of pgBackRest's TLS (archive-push, the db-agent's server, restore)
+    /secrets/backup      0444 - the repository's side: pgbackrest-ca.crt, pgbackrest.crt,
+                         pgbackrest.key, and pgbackrest.conf with the repository passphrase
 
 The db and redis images drop from root to their own user, whose uid differs between
 image builds, so their single-purpose volumes hold world-readable files: the volume, mounted
@@ -29,7 +33,9 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(os.environ.get("SECRETS_ROOT", "/secrets"))
@@ -56,6 +62,9 @@ SECRETS = {
     # `flask access grant`) and Redis user `monitor` (statistics only).
     "postgres_monitor_password": ("POSTGRES_MONITOR_PASSWORD", lambda: secrets.token_urlsafe(32)),
     "redis_monitor_password": ("REDIS_MONITOR_PASSWORD", lambda: secrets.token_urlsafe(32)),
+    # Encrypts the backup repository (pgBackRest, aes-256-cbc). Lose it and the backups are
+    # unreadable: keep a copy away from this host (docs/operations.md).
+    "backup_cipher_pass": ("BACKUP_CIPHER_PASS", lambda: secrets.token_urlsafe(48)),
 }
 WEB_SECRETS = (
     "secret_key",
@@ -130,6 +139,51 @@ def redis_conf(values: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# pgBackRest's TLS: a private CA and one certificate per side, each both server and client.
+# `backup` serves the repository (db archives WAL to it; the restore reads it); `db-agent`
+# serves the database's files to the backups. Each server admits the other side's CN only
+# (tls-server-auth in docker-compose.yml); names are checked against the SAN.
+PGBACKREST_CERTS = {"db": ("db", "db-agent"), "backup": ("backup",)}
+# The key files belong to postgres in the db and backup images (backup/Dockerfile pins uid
+# 999): pgBackRest refuses a key that others may read.
+PGBACKREST_UID = int(os.environ.get("PGBACKREST_UID", "999"))
+CERT_DAYS = "3650"
+
+
+def openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def pgbackrest_tls(canonical: Path) -> dict[str, bytes]:
+    """The CA and both certificates, made once and kept in canonical (remade if one is lost)."""
+    names = ["pgbackrest-ca.key", "pgbackrest-ca.crt"] + [
+        f"pgbackrest-{side}.{ext}" for side in PGBACKREST_CERTS for ext in ("key", "crt")
+    ]
+    if all((canonical / name).is_file() for name in names):
+        print("init-secrets: pgbackrest TLS: reused")
+        return {name: (canonical / name).read_bytes() for name in names}
+    # Made inside canonical (root only): the root filesystem is read-only, and the keys
+    # never touch any other place.
+    with tempfile.TemporaryDirectory(dir=canonical, prefix=".tls-") as tmp:
+        work = Path(tmp)
+        key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-noenc"]
+        openssl("req", "-x509", *key, "-days", CERT_DAYS, "-subj", "/CN=flask-stack backups CA",
+                "-keyout", str(work / names[0]), "-out", str(work / names[1]))
+        for side, hosts in PGBACKREST_CERTS.items():
+            san = "subjectAltName=" + ",".join(f"DNS:{host}" for host in hosts)
+            openssl("req", *key, "-subj", f"/CN={side}", "-addext", san,
+                    "-keyout", str(work / f"pgbackrest-{side}.key"),
+                    "-out", str(work / f"{side}.csr"))
+            openssl("x509", "-req", "-in", str(work / f"{side}.csr"), "-days", CERT_DAYS,
+                    "-CA", str(work / names[1]), "-CAkey", str(work / names[0]),
+                    "-copy_extensions", "copy", "-out", str(work / f"pgbackrest-{side}.crt"))
+        made = {name: (work / name).read_bytes() for name in names}
+    for name, value in made.items():
+        write(canonical / name, value.decode(), 0o600)
+    print("init-secrets: pgbackrest TLS: generated")
+    return made
+
+
 def refuse_to_regenerate(name: str, env: str) -> None:
     """Stop, saying why, if a new value would lock the services out of existing data."""
     if name == "postgres_password" and (PGDATA / "PG_VERSION").exists():
@@ -197,6 +251,21 @@ def main() -> None:
     )
     write(ROOT / "monitor" / "postgres_password", values["postgres_monitor_password"], 0o444)
     write(ROOT / "monitor" / "redis_password", values["redis_monitor_password"], 0o444)
+    # pgBackRest: each side its CA, certificate and key; the repository also its passphrase
+    # (a pgBackRest config file: PGBACKREST_CONFIG points at it, so no process's environment
+    # or argv ever holds it).
+    tls = pgbackrest_tls(ROOT / "canonical")
+    for side in PGBACKREST_CERTS:
+        write(ROOT / side / "pgbackrest-ca.crt", tls["pgbackrest-ca.crt"].decode(), 0o444)
+        write(ROOT / side / "pgbackrest.crt", tls[f"pgbackrest-{side}.crt"].decode(), 0o444)
+        write(ROOT / side / "pgbackrest.key", tls[f"pgbackrest-{side}.key"].decode(), 0o400,
+              PGBACKREST_UID)
+    write(
+        ROOT / "backup" / "pgbackrest.conf",
+        f"[global]\nrepo1-cipher-pass={values['backup_cipher_pass']}\n",
+        0o400,
+        PGBACKREST_UID,
+    )
 
 
 if __name__ == "__main__":
