@@ -30,8 +30,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import restore_test  # noqa: E402
-import schedule  # noqa: E402
+import restore_check
+import schedule
 
 STANZA = os.environ.get("PGBACKREST_STANZA", "db")
 REPO = Path(os.environ.get("PGBACKREST_REPO1_PATH", "/var/lib/pgbackrest"))
@@ -78,7 +78,7 @@ def info() -> dict[str, Any]:
     """The stanza's entry of `pgbackrest info --output=json`; raises RuntimeError on failure."""
     out = pgbackrest("--output=json", "info")
     if out.returncode:
-        raise RuntimeError(restore_test.last_line(out.stderr or out.stdout))
+        raise RuntimeError(restore_check.last_line(out.stderr or out.stdout))
     for stanza in json.loads(out.stdout):
         if stanza.get("name") == STANZA:
             return dict(stanza)
@@ -91,7 +91,7 @@ def backup(kind: str) -> bool:
     out = pgbackrest(f"--type={kind}", "backup")
     seconds = round(time.monotonic() - started, 1)
     ok = out.returncode == 0
-    detail = "done" if ok else restore_test.last_line(out.stderr or out.stdout)
+    detail = "done" if ok else restore_check.last_line(out.stderr or out.stdout)
     record(f"backup-{kind}", ok=ok, seconds=seconds, detail=detail)
     log(f"{kind} backup {'finished' if ok else 'FAILED'} in {seconds} s: {detail}")
     return ok
@@ -100,7 +100,7 @@ def backup(kind: str) -> bool:
 def run_restore_test() -> bool:
     started = time.monotonic()
     before = load("restore-test").get("counts", {})  # the last passing test's
-    outcome = restore_test.run(
+    outcome = restore_check.run(
         STANZA,
         SCRATCH,
         user=os.environ.get("POSTGRES_USER", "app"),
@@ -110,8 +110,14 @@ def run_restore_test() -> bool:
     )
     seconds = round(time.monotonic() - started, 1)
     counts = outcome.counts if outcome.ok else before
-    record("restore-test", ok=outcome.ok, seconds=seconds, detail=outcome.detail,
-           head=outcome.head, counts=counts)
+    record(
+        "restore-test",
+        ok=outcome.ok,
+        seconds=seconds,
+        detail=outcome.detail,
+        head=outcome.head,
+        counts=counts,
+    )
     log(f"restore test {'passed' if outcome.ok else 'FAILED'} in {seconds} s: {outcome.detail}")
     return outcome.ok
 
@@ -152,7 +158,8 @@ class Metrics:
         up = GaugeMetricFamily("backup_repository_up", "1 if pgbackrest info answered")
         last = GaugeMetricFamily(
             "backup_last_completed_timestamp_seconds",
-            "When the newest backup of each type ended", labels=["type"],
+            "When the newest backup of each type ended",
+            labels=["type"],
         )
         wal = GaugeMetricFamily(
             "backup_wal_last_archived_timestamp_seconds",
@@ -170,9 +177,9 @@ class Metrics:
                 newest[kind] = max(newest.get(kind, 0.0), stop)
             for kind, stop in newest.items():
                 last.add_metric([kind], stop)
-            size.add_metric([], sum(
-                b["info"]["repository"].get("delta", 0) for b in stanza.get("backup", [])
-            ))
+            size.add_metric(
+                [], sum(b["info"]["repository"].get("delta", 0) for b in stanza.get("backup", []))
+            )
             archived = newest_wal(stanza)
             if archived:
                 wal.add_metric([], archived)
@@ -181,12 +188,17 @@ class Metrics:
             up.add_metric([], 0)
         yield from (up, last, wal, size)
 
-        runs = GaugeMetricFamily("backup_job_last_run_timestamp_seconds",
-                                 "When each job last finished", labels=["job"])
-        ok = GaugeMetricFamily("backup_job_last_run_ok",
-                               "1 if each job's last run succeeded", labels=["job"])
-        success = GaugeMetricFamily("backup_job_last_success_timestamp_seconds",
-                                    "When each job last succeeded", labels=["job"])
+        runs = GaugeMetricFamily(
+            "backup_job_last_run_timestamp_seconds", "When each job last finished", labels=["job"]
+        )
+        ok = GaugeMetricFamily(
+            "backup_job_last_run_ok", "1 if each job's last run succeeded", labels=["job"]
+        )
+        success = GaugeMetricFamily(
+            "backup_job_last_success_timestamp_seconds",
+            "When each job last succeeded",
+            labels=["job"],
+        )
         for job in ("backup-full", "backup-diff", "backup-incr", "restore-test"):
             state = load(job)
             if state:
@@ -244,7 +256,7 @@ def serve() -> None:
         if created.returncode == 0:
             break
         if waited % 60 == 0:
-            log("waiting for the database: " + restore_test.last_line(created.stderr))
+            log("waiting for the database: " + restore_check.last_line(created.stderr))
         sleep_until(time.time() + 5)
         waited += 5
     try:

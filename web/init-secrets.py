@@ -167,16 +167,20 @@ def pgbackrest_tls(canonical: Path) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory(dir=canonical, prefix=".tls-") as tmp:
         work = Path(tmp)
         key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-noenc"]
-        openssl("req", "-x509", *key, "-days", CERT_DAYS, "-subj", "/CN=flask-stack backups CA",
-                "-keyout", str(work / names[0]), "-out", str(work / names[1]))
+        ca_key, ca = str(work / names[0]), str(work / names[1])
+        openssl(
+            "req", "-x509", *key, "-days", CERT_DAYS, "-subj", "/CN=flask-stack backups CA",
+            "-keyout", ca_key, "-out", ca,
+        )  # fmt: skip
         for side, hosts in PGBACKREST_CERTS.items():
             san = "subjectAltName=" + ",".join(f"DNS:{host}" for host in hosts)
-            openssl("req", *key, "-subj", f"/CN={side}", "-addext", san,
-                    "-keyout", str(work / f"pgbackrest-{side}.key"),
-                    "-out", str(work / f"{side}.csr"))
-            openssl("x509", "-req", "-in", str(work / f"{side}.csr"), "-days", CERT_DAYS,
-                    "-CA", str(work / names[1]), "-CAkey", str(work / names[0]),
-                    "-copy_extensions", "copy", "-out", str(work / f"pgbackrest-{side}.crt"))
+            key_file, csr = str(work / f"pgbackrest-{side}.key"), str(work / f"{side}.csr")
+            openssl("req", *key, "-subj", f"/CN={side}", "-addext", san, "-keyout", key_file,
+                    "-out", csr)  # fmt: skip
+            openssl(
+                "x509", "-req", "-in", csr, "-days", CERT_DAYS, "-CA", ca, "-CAkey", ca_key,
+                "-copy_extensions", "copy", "-out", str(work / f"pgbackrest-{side}.crt"),
+            )  # fmt: skip
         made = {name: (work / name).read_bytes() for name in names}
     for name, value in made.items():
         write(canonical / name, value.decode(), 0o600)
@@ -258,8 +262,12 @@ def main() -> None:
     for side in PGBACKREST_CERTS:
         write(ROOT / side / "pgbackrest-ca.crt", tls["pgbackrest-ca.crt"].decode(), 0o444)
         write(ROOT / side / "pgbackrest.crt", tls[f"pgbackrest-{side}.crt"].decode(), 0o444)
-        write(ROOT / side / "pgbackrest.key", tls[f"pgbackrest-{side}.key"].decode(), 0o400,
-              PGBACKREST_UID)
+        write(
+            ROOT / side / "pgbackrest.key",
+            tls[f"pgbackrest-{side}.key"].decode(),
+            0o400,
+            PGBACKREST_UID,
+        )
     write(
         ROOT / "backup" / "pgbackrest.conf",
         f"[global]\nrepo1-cipher-pass={values['backup_cipher_pass']}\n",

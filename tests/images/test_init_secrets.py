@@ -17,6 +17,7 @@ def run(root: Path, pgdata: Path, **env: str) -> subprocess.CompletedProcess[str
         "SECRETS_ROOT": str(root),
         "PGDATA_SEEN": str(pgdata),
         "APP_UID": str(os.getuid()),
+        "PGBACKREST_UID": str(os.getuid()),
         **env,
     }
     return subprocess.run(
@@ -82,3 +83,49 @@ def test_each_service_gets_only_its_share_of_the_database_passwords(tmp_path):
     owner = (tmp_path / "s" / "canonical" / "postgres_owner_password").read_text()
     assert (tmp_path / "s" / "housekeeping" / "postgres_owner_password").read_text() == owner
     assert owner not in result.stdout + result.stderr
+
+
+def openssl(*args: str) -> str:
+    return subprocess.run(["openssl", *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_pgbackrest_gets_a_private_ca_and_a_certificate_per_side_each_admitting_the_other(
+    tmp_path,
+):
+    result = run(tmp_path / "s", tmp_path / "pgdata")
+    assert result.returncode == 0, result.stderr
+    for side, names in {"db": ["db", "db-agent"], "backup": ["backup"]}.items():
+        folder = tmp_path / "s" / side
+        cert, ca = str(folder / "pgbackrest.crt"), str(folder / "pgbackrest-ca.crt")
+        # Signed by the CA both sides trust, named as the peers dial it, CN as tls-server-auth
+        # admits it (docker-compose.yml: backup=db on db-agent, db=db on backup).
+        assert openssl("verify", "-CAfile", ca, cert).strip().endswith("OK")
+        text = openssl("x509", "-in", cert, "-noout", "-subject", "-ext", "subjectAltName")
+        assert f"CN={side}" in text.replace(" ", "")
+        assert ", ".join(f"DNS:{name}" for name in names) in text
+        # pgBackRest refuses a key that others may read: 0400, owned by the image's postgres.
+        key = folder / "pgbackrest.key"
+        assert oct(key.stat().st_mode & 0o777) == "0o400"
+        assert key.stat().st_uid == os.getuid()
+    assert "PRIVATE KEY" not in (tmp_path / "s" / "db" / "pgbackrest-ca.crt").read_text()
+    assert not list((tmp_path / "s" / "db").glob("*ca.key")), "the CA's key left canonical"
+
+
+def test_the_repository_passphrase_reaches_backup_alone_and_is_kept_across_runs(tmp_path):
+    assert run(tmp_path / "s", tmp_path / "pgdata").returncode == 0
+    conf = tmp_path / "s" / "backup" / "pgbackrest.conf"
+    first = conf.read_text()
+    passphrase = (tmp_path / "s" / "canonical" / "backup_cipher_pass").read_text()
+    assert first == f"[global]\nrepo1-cipher-pass={passphrase}\n"
+    assert oct(conf.stat().st_mode & 0o777) == "0o400"
+    key = (tmp_path / "s" / "backup" / "pgbackrest.key").read_text()
+
+    again = run(tmp_path / "s", tmp_path / "pgdata")
+    assert again.returncode == 0, again.stderr
+    assert conf.read_text() == first  # a new passphrase would make the repository unreadable
+    assert (tmp_path / "s" / "backup" / "pgbackrest.key").read_text() == key
+    assert "pgbackrest TLS: reused" in again.stdout
+    for share in ("web", "migrate", "db", "redis", "monitor", "housekeeping"):
+        for path in (tmp_path / "s" / share).iterdir():
+            assert passphrase not in path.read_text(), f"{share}/{path.name} holds it"
+    assert passphrase not in again.stdout + again.stderr

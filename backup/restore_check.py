@@ -64,8 +64,14 @@ def implausible(counts: Mapping[str, int], before: Mapping[str, int], min_rows: 
     return problems
 
 
-def run(stanza: str, scratch_root: Path, user: str, database: str, before: Mapping[str, int],
-        min_rows: int) -> Outcome:
+def run(
+    stanza: str,
+    scratch_root: Path,
+    user: str,
+    database: str,
+    before: Mapping[str, int],
+    min_rows: int,
+) -> Outcome:
     """Restore, start, check, stop, clean up; never raises for a failed check."""
     scratch = Path(tempfile.mkdtemp(prefix="restore-test-", dir=scratch_root))
     data, socket = scratch / "data", scratch / "run"
@@ -78,37 +84,41 @@ def run(stanza: str, scratch_root: Path, user: str, database: str, before: Mappi
         local = [f"--stanza={stanza}", "--reset-pg1-host", f"--pg1-path={data}"]
         restore = subprocess.run(
             ["pgbackrest", *local, "--archive-mode=off", "restore"],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if restore.returncode:
             return Outcome(False, "restore failed: " + last_line(restore.stderr or restore.stdout))
-        server = subprocess.Popen(
-            [
-                str(PG_BIN / "postgres"), "-D", str(data), "-k", str(socket), "-p", PORT,
-                "-c", "listen_addresses=", "-c", "archive_mode=off",
-                "-c", "restore_command=pgbackrest " + " ".join(local) + ' archive-get %f "%p"',
-                "-c", "shared_buffers=32MB", "-c", "logging_collector=off",
-            ],
-            stdout=subprocess.DEVNULL, stderr=log.open("w"), text=True,
-        )
+        argv = [
+            str(PG_BIN / "postgres"), "-D", str(data), "-k", str(socket), "-p", PORT,
+            "-c", "listen_addresses=", "-c", "archive_mode=off",
+            "-c", "restore_command=pgbackrest " + " ".join(local) + ' archive-get %f "%p"',
+            "-c", "shared_buffers=32MB", "-c", "logging_collector=off",
+        ]  # fmt: skip
+        with log.open("w") as errors:
+            server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errors, text=True)
         query = Query(socket, user, database)
         if not query.wait_promoted(server, log, timeout=600):
             return Outcome(False, "the restored PostgreSQL did not finish recovery")
         head = migration_head()
         at = query.scalar("SELECT version_num FROM alembic_version")
         counts = {
-            table: int(query.scalar(f'SELECT count(*) FROM public."{table}"'))
+            # The name comes from pg_tables, quoted as an identifier.
+            table: int(query.scalar(f"SELECT count(*) FROM public.{ident(table)}"))  # noqa: S608
             for table in query.column(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
             )
         }
         if at != head:
-            return Outcome(False, f"schema at {at or 'nothing'}, migrations head {head}", at, counts)
+            return Outcome(
+                False, f"schema at {at or 'nothing'}, migrations head {head}", at, counts
+            )
         problems = implausible(counts, before, min_rows)
         if problems:
             return Outcome(False, "; ".join(problems), at, counts)
-        return Outcome(True, "schema at head; " + ", ".join(f"{t} {n}" for t, n in counts.items()),
-                       at, counts)
+        return Outcome(
+            True, "schema at head; " + ", ".join(f"{t} {n}" for t, n in counts.items()), at, counts
+        )
     except (OSError, RuntimeError, subprocess.SubprocessError) as error:
         return Outcome(False, str(error))
     finally:
@@ -121,6 +131,10 @@ def run(stanza: str, scratch_root: Path, user: str, database: str, before: Mappi
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no output"
@@ -130,8 +144,10 @@ class Query:
     """psql on the throwaway server's socket (the restored pg_hba trusts local connections)."""
 
     def __init__(self, socket: Path, user: str, database: str) -> None:
-        self.base = ["psql", "-h", str(socket), "-p", PORT, "-U", user, "-d", database,
-                     "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"]
+        self.base = [
+            "psql", "-h", str(socket), "-p", PORT, "-U", user, "-d", database,
+            "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+        ]  # fmt: skip
 
     def column(self, sql: str) -> list[str]:
         out = subprocess.run([*self.base, "-c", sql], capture_output=True, text=True)
