@@ -26,6 +26,13 @@ ALERTS = frozenset({
     "PostgresConnectionsNearMax",
     "CertificateExpiresSoon",
     "WebWorkerMemoryHigh",
+    "BackupTooOld",
+    "BackupFailed",
+    "RestoreTestFailed",
+    "RestoreTestTooOld",
+    "BackupRepositoryUnreadable",
+    "WALArchiveFailing",
+    "WALArchiveBehind",
 })  # fmt: skip
 # Two devices, as the sessions page names them.
 FIREFOX = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"

@@ -588,9 +588,13 @@ def test_kubernetes_runs_the_images_and_probes_compose_names(objects):
     services = compose()["services"]
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     tags = {image["name"]: image["newTag"] for image in kustomization["images"]}
-    for service in ("db", "redis"):
-        name, tag = services[service]["image"].split(":")
-        assert tags[name] == tag, service
+    name, tag = services["redis"]["image"].split(":")
+    assert tags[name] == tag, "redis"
+    # Compose's db image adds pgBackRest to the official one (backup/Dockerfile); Kubernetes
+    # runs that base (no WAL archiving there yet: docs/deploying.md).
+    [base] = re.findall(r"^FROM (\S+) AS db$", (ROOT / "backup" / "Dockerfile").read_text(), re.M)
+    name, tag = base.split(":")
+    assert tags[name] == tag, "db"
     web = container(find(objects, "Deployment", "web"))
     [path] = re.findall(r"127\.0\.0\.1:8000(/\w+)", services["web"]["healthcheck"]["test"][-1])
     assert web["livenessProbe"]["httpGet"]["path"] == path

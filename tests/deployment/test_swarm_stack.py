@@ -22,6 +22,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK_FILE = ROOT / "deploy/swarm/stack.yml"
+DB_DOCKERFILE = ROOT / "backup/Dockerfile"
 
 # Services in one file only, on purpose:
 ONLY_IN_COMPOSE = {
@@ -32,6 +33,10 @@ ONLY_IN_COMPOSE = {
     # volume with nginx on one host. Not ported to Swarm yet: there nginx serves the
     # self-signed certificate or one mounted from TLS_DIR (docs/deploy-swarm.md).
     "acme",
+    # pgBackRest's repository and its agent beside PostgreSQL (backup/, docs/operations.md):
+    # not ported to Swarm yet; there db runs plain PostgreSQL without WAL archiving.
+    "backup",
+    "db-agent",
 }
 ONLY_IN_STACK = {
     # Between web and PostgreSQL at N replicas (the connection budget, docs/deploy-swarm.md).
@@ -41,7 +46,17 @@ ONLY_IN_STACK = {
 STACK_ONLY_ENV = {"web": {"POSTGRES_PORT"}}
 # Environment keys only compose sets: the metrics exporter's role (monitoring profile,
 # docs/monitoring.md), which the stack does not run yet.
-COMPOSE_ONLY_ENV = {"migrate": {"POSTGRES_MONITOR_USER", "POSTGRES_MONITOR_PASSWORD_FILE"}}
+COMPOSE_ONLY_ENV = {
+    "migrate": {"POSTGRES_MONITOR_USER", "POSTGRES_MONITOR_PASSWORD_FILE"},
+    # db's pgBackRest settings (archive-push to `backup`), which the stack has not.
+    "db": {
+        key
+        for key in yaml.safe_load((ROOT / "docker-compose.yml").read_text())["x-pgbackrest-db"]
+    },
+}
+# Images that differ on purpose: compose's db adds pgBackRest to postgres:17 (backup/
+# Dockerfile); Swarm runs that base, unarchived, until the backup services are ported.
+STACK_IMAGE = {"db": "postgres:17"}
 # Healthcheck timing only the stack sets: Swarm has no `depends_on: condition`, so nginx
 # starts with web and needs a start period while the web tasks boot.
 STACK_ONLY_HEALTHCHECK_KEYS = {"nginx": {"start_period"}}
@@ -87,7 +102,10 @@ def test_the_same_services_except_the_documented_ones(compose, stack):
 
 def test_the_same_images(compose, stack):
     for name in common(compose, stack):
-        if "image" in compose[name]:
+        if name in STACK_IMAGE:
+            assert stack[name]["image"] == STACK_IMAGE[name], name
+            assert f"FROM {STACK_IMAGE[name]} AS {name}" in DB_DOCKERFILE.read_text()
+        elif "image" in compose[name] and "build" not in compose[name]:
             assert stack[name]["image"] == compose[name]["image"], name
         else:  # built by compose under its project name: the stack names the local build
             variable = f"{name.upper()}_IMAGE"
