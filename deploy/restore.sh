@@ -23,14 +23,25 @@ fi
 "${compose[@]}" stop web worker housekeeping
 if [[ "$("${compose[@]}" ps --status running --quiet db)" ]]; then
     echo "restore: archiving the last WAL (every committed transaction reaches the repository)"
-    "${compose[@]}" exec -T --user postgres db pgbackrest check
+    # One commit now, after TIME: recovery to a time stops at the first commit past it, and
+    # PostgreSQL refuses to finish a recovery that never met one (a quiet site). Then `check`
+    # switches to a new WAL segment and waits until the repository holds it.
+    # shellcheck disable=SC2016 # expanded by the container's shell
+    "${compose[@]}" exec -T --user postgres db sh -ec \
+        'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -Atqc "SELECT txid_current()" >/dev/null
+         pgbackrest check'
 else
     # A lost disk: what was not archived yet is gone; the restore brings back the rest.
     echo "restore: db is not running: restoring what the repository holds" >&2
 fi
 "${compose[@]}" stop db-agent db
 "${compose[@]}" run --rm --no-deps restore ${target:+"$target"}
-"${compose[@]}" up -d --wait db db-agent
+if ! "${compose[@]}" up -d --wait db db-agent; then
+    echo "restore: db did not start: \`make logs SERVICE=db\`. \"recovery ended before configured" \
+        "recovery target was reached\" means no archived transaction came after TIME (the" \
+        "database was down): \`make restore\` restores the latest state instead" >&2
+    exit 1
+fi
 "${compose[@]}" run --rm migrate
 # The accounts that sessions and remember-me cookies vouch for may have changed: end them
 # all before web serves again.

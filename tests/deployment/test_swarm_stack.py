@@ -50,8 +50,7 @@ COMPOSE_ONLY_ENV = {
     "migrate": {"POSTGRES_MONITOR_USER", "POSTGRES_MONITOR_PASSWORD_FILE"},
     # db's pgBackRest settings (archive-push to `backup`), which the stack has not.
     "db": {
-        key
-        for key in yaml.safe_load((ROOT / "docker-compose.yml").read_text())["x-pgbackrest-db"]
+        key for key in yaml.safe_load((ROOT / "docker-compose.yml").read_text())["x-pgbackrest-db"]
     },
 }
 # Images that differ on purpose: compose's db adds pgBackRest to postgres:17 (backup/

@@ -50,6 +50,13 @@ SECRET_FILES = {
     "postgres-exporter": "/run/secrets/monitor/postgres_password"
     " /run/secrets/monitor/redis_password",
 }
+# Secrets inside a file, read by a command: the backup repository's passphrase.
+SECRET_COMMANDS = {
+    "backup": {
+        "backup_cipher_pass": "sed -n 's/^repo1-cipher-pass=//p'"
+        " /run/secrets/backup/pgbackrest.conf"
+    },
+}
 
 
 def stack_variables() -> set[str]:
@@ -240,6 +247,13 @@ def generated_secrets(stack: Stack) -> dict[str, str]:
             value = stack.exec(service, f"cat {path} 2>/dev/null || true").strip()
             if value:
                 found[path] = value
+    for service, commands in SECRET_COMMANDS.items():
+        if not stack.compose("ps", "-q", service, check=False).split():
+            continue
+        for name, command in commands.items():
+            value = stack.exec(service, f"{command} 2>/dev/null || true").strip()
+            if value:
+                found[name] = value
     return found
 
 
@@ -264,6 +278,8 @@ def running_stack(
     project = f"{prefix}{secrets.token_hex(4)}"
     env = isolated_env(
         WEB_IMAGE=f"flask-stack-web:{project}",
+        DB_IMAGE=f"flask-stack-db:{project}",
+        BACKUP_IMAGE=f"flask-stack-backup:{project}",
         EXPOSE_SERVED_BY="1",
         WEB_CONCURRENCY="2",  # two workers per replica: enough here, and quick to boot
         PROMETHEUS_PORT=str(free_port()),  # used by the monitoring profile only
@@ -295,6 +311,8 @@ def running_stack(
                 "rm",
                 "-f",
                 env["WEB_IMAGE"],
+                env["DB_IMAGE"],
+                env["BACKUP_IMAGE"],
                 f"{project}-nginx",
                 f"{project}-secrets",
                 f"{project}-acme",

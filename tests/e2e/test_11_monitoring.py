@@ -22,7 +22,7 @@ from .conftest import Stack, new_username, running_stack
 
 pytestmark = pytest.mark.e2e
 
-JOBS = {"web", "nginx", "postgres", "redis", "certificate", "prometheus"}
+JOBS = {"web", "nginx", "postgres", "redis", "certificate", "prometheus", "backup"}
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""make backup / make restore on the real stack: owner-only dumps, data back, sessions ended."""
+"""make dump / make load on the real stack: owner-only logical dumps, data back, sessions
+ended. (Point-in-time backups with pgBackRest: test_14_backups.py.)"""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def make(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def test_backup_then_restore_brings_the_data_back_and_ends_every_session(
+def test_dump_then_load_brings_the_data_back_and_ends_every_session(
     stack: Stack, tmp_path: Path
 ) -> None:
     kept, later = new_username(), new_username()
@@ -28,23 +29,23 @@ def test_backup_then_restore_brings_the_data_back_and_ends_every_session(
         stack.register(before, kept)
         stack.login(before, kept, remember=True)
 
-        make(stack, "backup", f"BACKUP_DIR={tmp_path / 'backups'}")
+        make(stack, "dump", f"BACKUP_DIR={tmp_path / 'backups'}")
         [dump] = (tmp_path / "backups").iterdir()
         assert stat.S_IMODE(dump.stat().st_mode) == 0o600, "the dump is readable by others"
         assert stat.S_IMODE(dump.parent.stat().st_mode) == 0o700
 
         with stack.session() as other:
-            stack.register(other, later)  # made after the backup: the restore removes it
+            stack.register(other, later)  # made after the dump: loading it removes it
 
-        restored = make(stack, "restore", f"FILE={dump}")
-        assert "every session and remember-me cookie was ended" in restored.stdout
+        loaded = make(stack, "load", f"FILE={dump}")
+        assert "every session and remember-me cookie was ended" in loaded.stdout
 
-        # The session and the remember-me cookie from before the restore no longer sign in.
+        # The session and the remember-me cookie from before the load no longer sign in.
         dashboard = before.get(stack.base_url + "/dashboard", timeout=10, allow_redirects=False)
-        assert dashboard.status_code == 302, "a session survived the restore"
+        assert dashboard.status_code == 302, "a session survived the load"
     with stack.session() as fresh:
-        stack.login(fresh, kept)  # the account from the backup is there
+        stack.login(fresh, kept)  # the account from the dump is there
     with stack.session() as fresh:
         form = {"username": later, "password": "correct horse battery staple 42"}
         resp = stack.post_form(fresh, "/login", form)
-        assert "Welcome" not in resp.text, "an account made after the backup survived"
+        assert "Welcome" not in resp.text, "an account made after the dump survived"
