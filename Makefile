@@ -60,8 +60,8 @@ $(BIN)/promtool: | $(STAMP)
 		&& dpkg-deb -x "$$tmp"/prometheus_*.deb "$$tmp/deb" \
 		&& install -m 0755 "$$tmp/deb/usr/bin/promtool" $@
 
-# amtool, for Alertmanager's rendered configuration (tests/deployment/test_alertmanager.py): Debian's
-# `prometheus-alertmanager` package, unpacked the same way; only amtool is kept.
+# amtool, for Alertmanager's rendered configuration (tests/images/test_alertmanager_entrypoint.py):
+# Debian's `prometheus-alertmanager` package, unpacked the same way; only amtool is kept.
 $(BIN)/amtool: | $(STAMP)
 	tmp="$$(mktemp -d)" && trap 'rm -rf "$$tmp"' EXIT && chmod 755 "$$tmp" \
 		&& (cd "$$tmp" && apt-get download -q prometheus-alertmanager) \

@@ -8,7 +8,7 @@
 #   ALERT_MAIL_TO: who gets every alert (addresses separated by commas). Empty: nobody, said
 #     in one line; Alertmanager still keeps the alerts (API, amtool) and the silences;
 #   ALERT_GROUP_WAIT, ALERT_GROUP_INTERVAL, ALERT_REPEAT_INTERVAL: grouping and repeats.
-# docs/monitoring.md explains each; tests/deployment/test_alertmanager.py renders them all.
+# docs/monitoring.md explains each; tests/images/test_alertmanager_entrypoint.py renders them all.
 set -Eeuo pipefail
 
 run_dir="${ALERTMANAGER_RUN_DIR:-/tmp/alertmanager}"  # tmpfs: the root filesystem is read-only
