@@ -60,8 +60,16 @@ $(BIN)/promtool: | $(STAMP)
 		&& dpkg-deb -x "$$tmp"/prometheus_*.deb "$$tmp/deb" \
 		&& install -m 0755 "$$tmp/deb/usr/bin/promtool" $@
 
+# amtool, for Alertmanager's rendered configuration (tests/images/test_alertmanager_entrypoint.py):
+# Debian's `prometheus-alertmanager` package, unpacked the same way; only amtool is kept.
+$(BIN)/amtool: | $(STAMP)
+	tmp="$$(mktemp -d)" && trap 'rm -rf "$$tmp"' EXIT && chmod 755 "$$tmp" \
+		&& (cd "$$tmp" && apt-get download -q prometheus-alertmanager) \
+		&& dpkg-deb -x "$$tmp"/prometheus-alertmanager_*.deb "$$tmp/deb" \
+		&& install -m 0755 "$$tmp/deb/usr/bin/amtool" $@
+
 .PHONY: test
-test: $(STAMP) $(BIN)/promtool $(KUBECTL_BIN) $(CHECKOV_STAMP) ## Run the unit and integration tests (throwaway PostgreSQL and Redis; no Docker)
+test: $(STAMP) $(BIN)/promtool $(BIN)/amtool $(KUBECTL_BIN) $(CHECKOV_STAMP) ## Run the unit and integration tests (throwaway PostgreSQL and Redis; no Docker)
 	KUBECTL="$(abspath $(KUBECTL_BIN))" CHECKOV="$(abspath $(CHECKOV))" $(BIN)/pytest --ignore=tests/e2e --ignore=tests/swarm --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 .PHONY: lint

@@ -29,11 +29,11 @@ PEERS = {
            "backup", "restore"},
     "redis": {"web", "migrate", "worker", "housekeeping", "db", "redis-exporter"},
     "worker": {"web", "migrate", "housekeeping", "db", "redis", "mail"},
-    "mail": {"worker"},
+    "mail": {"worker", "alertmanager"},
     "secrets": set(),
     "acme": {"nginx", "nginx-exporter", "blackbox-exporter"},
     "prometheus": {"web", "nginx-exporter", "postgres-exporter", "redis-exporter",
-                   "blackbox-exporter", "backup"},
+                   "blackbox-exporter", "backup", "alertmanager"},
     "nginx-exporter": {"nginx", "acme", "blackbox-exporter", "prometheus", "postgres-exporter",
                        "redis-exporter"},
     "postgres-exporter": {"db", "prometheus", "nginx-exporter", "redis-exporter",
@@ -42,9 +42,11 @@ PEERS = {
                        "blackbox-exporter"},
     "blackbox-exporter": {"nginx", "acme", "nginx-exporter", "prometheus", "postgres-exporter",
                           "redis-exporter"},
+    # Prometheus (alerting) and the SMTP server (alert-mail) only: not the worker's `mail`.
+    "alertmanager": {"prometheus", "mail"},
 }  # fmt: skip
 # Networks with a route to the outside: published ports and the ACME CA need one.
-EXTERNAL = {"front", "prometheus-ui", "mail"}
+EXTERNAL = {"front", "prometheus-ui", "mail", "alert-mail"}
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,7 @@ MONITORING_IMAGES = (
     "postgres-exporter",
     "redis-exporter",
     "blackbox-exporter",
+    "alertmanager",
 )
 # The generated secrets, read from the containers before the stack goes down.
 SECRET_FILES = {
@@ -283,6 +284,7 @@ def running_stack(
         EXPOSE_SERVED_BY="1",
         WEB_CONCURRENCY="2",  # two workers per replica: enough here, and quick to boot
         PROMETHEUS_PORT=str(free_port()),  # used by the monitoring profile only
+        ALERTMANAGER_PORT=str(free_port()),  # used by the monitoring profile only
         MAIL_UI_PORT=str(free_port()),  # used by the mail profile only
         **settings,
     )

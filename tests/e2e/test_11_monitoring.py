@@ -1,9 +1,11 @@
 """The monitoring profile: Prometheus scrapes every part of the stack, the metrics stay
-inside, and nginx's and web's JSON log lines share the request id.
+inside, nginx's and web's JSON log lines share the request id, and a firing alert reaches
+someone by mail (Prometheus -> Alertmanager -> SMTP -> MailDev).
 
-A stack of its own (`--profile monitoring`), started once for this file. The browser test
-takes a screenshot of Prometheus' targets page, saved as prometheus-targets.png into
-$E2E_SCREENSHOTS (E2E_SCREENSHOTS=docs/images refreshes the one docs/monitoring.md shows).
+A stack of its own (`--profile monitoring --profile mail`), started once for this file. The
+browser test takes a screenshot of Prometheus' targets page, saved as prometheus-targets.png
+into $E2E_SCREENSHOTS (E2E_SCREENSHOTS=docs/images refreshes the one docs/monitoring.md
+shows). The alert test runs last: it stops an exporter.
 """
 
 from __future__ import annotations
@@ -18,16 +20,21 @@ import pytest
 import requests
 from helpers import ALERTS
 
-from .conftest import Stack, new_username, running_stack
+from .conftest import Stack, new_username, running_stack, wait_for_mail
 
 pytestmark = pytest.mark.e2e
 
-JOBS = {"web", "nginx", "postgres", "redis", "certificate", "prometheus", "backup"}
+JOBS = {"web", "nginx", "postgres", "redis", "certificate", "alertmanager", "prometheus", "backup"}
+ALERT_MAIL_TO = "oncall@example.com"
+# Alertmanager's timers, short: the first mail 5 s after an alert fires (not 30 s), the
+# resolved one 10 s after it resolves (not 5 min). The alert rules and the path are real.
+ALERTING = {"ALERT_MAIL_TO": ALERT_MAIL_TO, "ALERT_GROUP_WAIT": "5s", "ALERT_GROUP_INTERVAL": "10s"}
 
 
 @pytest.fixture(scope="module")
 def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory, "mon", profiles=("monitoring",)) as stack:
+    profiles = ("monitoring", "mail")  # mail: MailDev catches what Alertmanager sends
+    with running_stack(tmp_path_factory, "mon", profiles=profiles, **ALERTING) as stack:
         # Some traffic, so every metric has something to count: a sign-up and a login.
         client, username = stack.session(), new_username()
         stack.register(client, username)
@@ -116,9 +123,10 @@ def test_metrics_stay_inside(monitored: Stack) -> None:
             assert response.status_code == 404, path
             assert "http_requests_total" not in response.text
             assert "Active connections" not in response.text
-    # Only nginx's two ports and Prometheus' (on 127.0.0.1) are published.
+    # Only nginx's two ports, Prometheus' and Alertmanager's (on 127.0.0.1) are published.
     published = {}
-    for service in ("web", "nginx", "prometheus", "postgres-exporter", "redis-exporter"):
+    services = ("web", "nginx", "prometheus", "alertmanager", "postgres-exporter", "redis-exporter")
+    for service in services:
         for container in monitored.running(service):
             ports = monitored.inspect(container)["NetworkSettings"]["Ports"] or {}
             for port, bindings in ports.items():
@@ -128,6 +136,7 @@ def test_metrics_stay_inside(monitored: Stack) -> None:
         ("nginx", "80/tcp"): "127.0.0.1",
         ("nginx", "443/tcp"): "127.0.0.1",
         ("prometheus", "9090/tcp"): "127.0.0.1",
+        ("alertmanager", "9093/tcp"): "127.0.0.1",
     }
 
 
@@ -191,3 +200,27 @@ def test_prometheus_targets_page_screenshot(monitored: Stack, browser) -> None:
     if folder := os.environ.get("E2E_SCREENSHOTS"):
         Path(folder).mkdir(parents=True, exist_ok=True)
         (Path(folder) / "prometheus-targets.png").write_bytes(png)
+
+
+def test_a_firing_alert_arrives_by_mail_and_so_does_its_end(monitored: Stack) -> None:
+    """Stop an exporter: TargetDown fires (after its real `for: 1m`), Alertmanager mails it
+    through the stack's SMTP settings; start it again: the resolved mail follows."""
+    wait_for_targets(monitored)
+    started = time.monotonic()
+    monitored.compose("stop", "redis-exporter")
+    try:
+        # A scrape (15 s), an evaluation (15 s), `for: 1m`, group_wait: about 2 minutes.
+        firing = wait_for_mail(monitored, ALERT_MAIL_TO, "[FIRING:1] TargetDown", timeout=240)
+    finally:
+        monitored.compose("start", "redis-exporter")
+    print(f"TargetDown mailed {time.monotonic() - started:.0f} s after the exporter stopped")
+    assert "redis-exporter:9121" in firing["subject"]
+    assert firing["from"][0]["address"] == "no-reply@localhost"  # the app's default sender
+    summary = "redis target redis-exporter:9121 is down"
+    assert f"[FIRING] TargetDown: {summary}" in firing["text"]  # the plain-text part
+    assert summary in firing["html"]  # Alertmanager's default HTML part
+    assert "severity=critical" in firing["text"]
+
+    resolved = wait_for_mail(monitored, ALERT_MAIL_TO, "[RESOLVED] TargetDown", timeout=120)
+    assert f"[RESOLVED] TargetDown: {summary}" in resolved["text"]
+    wait_for_targets(monitored)
