@@ -109,6 +109,11 @@ def test_every_exporter_reports_what_the_alerts_need(monitored: Stack) -> None:
     assert value("nginx_http_requests_total") >= 1
     days_left = value("(probe_ssl_earliest_cert_expiry - time()) / 86400")
     assert 300 < days_left <= 366  # the self-signed default lasts a year
+    # The backups: a new stack's first full backup and WAL (BackupTooOld, WALArchive*).
+    assert value("time() - max(backup_last_completed_timestamp_seconds)") < 3600
+    assert value("backup_repository_up") == 1
+    assert value("max(pg_archiver_failing)") == 0
+    assert value("max(pg_archiver_archived_count)") >= 1
 
     rules = api(monitored, "rules")["groups"]
     assert {r["name"] for g in rules for r in g["rules"]} == ALERTS
