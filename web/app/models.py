@@ -110,10 +110,16 @@ class User(db.Model):  # type: ignore[name-defined,misc]
 
     def has_second_factor(self) -> bool:
         """Return whether an authenticator app or a passkey protects the account."""
-        if self.totp_enabled_at is not None:
-            return True
-        first = sa.select(Passkey.id).where(Passkey.user_id == self.id).limit(1)
-        return db.session.scalar(first) is not None
+        return self.totp_enabled_at is not None or self.has_passkey()
+
+    def has_passkey(self) -> bool:
+        """Return whether the account has a passkey (one EXISTS query)."""
+        exists = sa.select(Passkey.id).where(Passkey.user_id == self.id).exists()
+        return bool(db.session.scalar(sa.select(exists)))
+
+    def clear_totp(self) -> None:
+        """Forget the authenticator app: its secret, the last step used, when it was enabled."""
+        self.totp_secret = self.totp_last_step = self.totp_enabled_at = None
 
     def set_email(self, email: str) -> None:
         """Set a new, unverified address."""

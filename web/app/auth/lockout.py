@@ -39,17 +39,28 @@ PENDING, PASSED = "pending", "passed"
 View = TypeVar("View", bound=Callable[..., Any])
 
 
+# Endpoints whose account is named neither by the form nor by the signed-in user: the view's
+# module says how to find it (the second-factor step: its pending sign-in, mfa/routes.py).
+_ACCOUNT_SOURCES: dict[str, Callable[[], str]] = {}
+
+
+def account_source(endpoint: str) -> Callable[[Callable[[], str]], Callable[[], str]]:
+    """Register the function that names the account a request to `endpoint` is about."""
+
+    def register(source: Callable[[], str]) -> Callable[[], str]:
+        _ACCOUNT_SOURCES[endpoint] = source
+        return source
+
+    return register
+
+
 def _account() -> str:
-    """Return the account a request is about: the signed-in one on account pages, the one
-    waiting for its second factor at that step."""
+    """Return the account a request is about: the signed-in one on account pages, a
+    registered source's (account_source), else the form's username."""
     if request.blueprint == "account" and current_user.is_authenticated:
         return username_key(current_user.username)
-    if request.endpoint == "mfa.verify":
-        from ..mfa import pending  # the factor step belongs to the mfa blueprint
-
-        found = pending.current()
-        return username_key(found.username if found else "")
-    return username_key(request.form.get("username", "")[:64])
+    source = _ACCOUNT_SOURCES.get(request.endpoint or "")
+    return username_key(source() if source else request.form.get("username", "")[:64])
 
 
 def _account_tag(account: str) -> str:

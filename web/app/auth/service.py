@@ -209,17 +209,18 @@ def authenticate(username: str, password: str) -> tuple[User, int] | None:
 def log_in(user: User, remember: bool, epoch: int, method: str = "password") -> None:
     """Sign `user` in under a new session id, remembering this device if asked.
 
-    `method` says how: "password" or, once the second factor passed (mfa/), "password+totp",
-    "password+passkey", "password+recovery-code"; "passkey" alone. Nothing of the signed-out
-    session is kept: the CSRF secret is regenerated after login. The database work commits
-    first: if it fails, no session or cookie is made.
+    `method` says how: "password" (only for an account without a second factor: the login
+    view sends the others to /login/verify) or, once the second factor passed (mfa/),
+    "password+totp", "password+passkey", "password+recovery-code"; "passkey" alone. Nothing
+    of the signed-out session is kept: the CSRF secret is regenerated after login. The
+    database work commits first: if it fails, no session or cookie is made.
     """
     device, payload = remember_device(user) if remember else (None, "")
     audit.record(user, "login_passkey" if method == "passkey" else "login")
     db.session.commit()
     session.clear()
     login_user(user)
-    mfa = method != "password" or user.has_second_factor()
+    mfa = method != "password"  # a factor passed, or a passkey (itself a second factor) alone
     start_authenticated(user.id, user.username, epoch, remembered=device, method=method, mfa=mfa)
     if payload:
         set_remember_cookie(payload)

@@ -21,7 +21,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from ..auth import service as auth_service
-from ..auth.lockout import check_started, failure_budgets
+from ..auth.lockout import account_source, check_started, failure_budgets
 from ..extensions import db, limiter
 from ..models import User
 from ..sessions import session_epoch, signed_in_identity
@@ -141,7 +141,7 @@ def regenerate_codes() -> ResponseReturnValue:
 def passkey_registration_options() -> ResponseReturnValue:
     """Options for navigator.credentials.create (JSON); the challenge stays in the session."""
     user = _account()
-    options, challenge = passkeys.registration_options(user, service.factors_of(user).passkeys)
+    options, challenge = passkeys.registration_options(user, service.passkeys_of(user))
     session[REGISTRATION_CHALLENGE] = challenge
     return current_app.response_class(options, mimetype="application/json")
 
@@ -180,6 +180,13 @@ def remove_passkey(passkey_id: int) -> ResponseReturnValue:
 # ---- signing in -------------------------------------------------------------------------
 
 
+@account_source("mfa.verify")
+def pending_account() -> str:
+    """The account a factor attempt is about (its failures spend that account's budgets)."""
+    found = pending.current()
+    return found.username if found else ""
+
+
 @bp.route("/login/verify", methods=["GET", "POST"])
 @limiter.limit(login_limit, methods=["POST"])
 @failure_budgets
@@ -214,7 +221,7 @@ def verify() -> ResponseReturnValue:
         "mfa/verify.html",
         form=form,
         has_app=user.totp_enabled_at is not None,
-        has_passkey=bool(service.factors_of(user).passkeys),
+        has_passkey=user.has_passkey(),
     ), status
 
 
@@ -226,7 +233,7 @@ def verify_passkey_options() -> ResponseReturnValue:
     user = db.session.get(User, found.uid) if found else None
     if found is None or user is None:
         abort(409, description="Your sign-in has expired: log in again.")
-    options, challenge = passkeys.authentication_options(service.factors_of(user).passkeys)
+    options, challenge = passkeys.authentication_options(service.passkeys_of(user))
     pending.set_challenge(found, challenge)
     return current_app.response_class(options, mimetype="application/json")
 

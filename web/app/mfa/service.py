@@ -41,18 +41,15 @@ def factors_of(user: User) -> Factors:
     """Return the user's factors."""
     return Factors(
         totp=user.totp_enabled_at is not None,
-        passkeys=list(
-            db.session.scalars(
-                db.select(Passkey).where(Passkey.user_id == user.id).order_by(Passkey.id)
-            )
-        ),
+        passkeys=passkeys_of(user),
         recovery_codes_left=recovery_codes.remaining(user),
     )
 
 
-def has_factor(user: User) -> bool:
-    """Return whether the user has a second factor (one query at most)."""
-    return user.has_second_factor()
+def passkeys_of(user: User) -> list[Passkey]:
+    """Return the user's passkeys, oldest first."""
+    query = db.select(Passkey).where(Passkey.user_id == user.id).order_by(Passkey.id)
+    return list(db.session.scalars(query))
 
 
 def notice(user: User, change: str) -> None:
@@ -83,7 +80,7 @@ def confirm_totp(user: User, code: str) -> list[str] | None:
     step = totp.matching_step(secret, code) if secret else None
     if secret is None or step is None:
         return None
-    first = not has_factor(user)
+    first = not user.has_second_factor()
     user.totp_secret = crypto.encrypt(secret)
     user.totp_last_step = step
     user.totp_enabled_at = utcnow(current_app.config)
@@ -98,9 +95,7 @@ def confirm_totp(user: User, code: str) -> list[str] | None:
 
 def disable_totp(user: User) -> None:
     """Turn the authenticator app off (the recovery codes go with the last factor)."""
-    user.totp_secret = None
-    user.totp_last_step = None
-    user.totp_enabled_at = None
+    user.clear_totp()
     _after_removal(user, "totp_disabled")
 
 
@@ -117,7 +112,7 @@ def remove_passkey(user: User, passkey_id: int) -> bool:
 
 def _after_removal(user: User, event: str) -> None:
     db.session.flush()
-    left = has_factor(user)
+    left = user.has_second_factor()
     if not left:
         db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     audit.record(user, event)
@@ -170,9 +165,7 @@ def factor_failed(user: User) -> None:
 def reset(user: User) -> int:
     """Remove every factor of `user` and end their sessions and remembered devices (an
     operator's command, for a user who lost every factor); return how many sessions ended."""
-    user.totp_secret = None
-    user.totp_last_step = None
-    user.totp_enabled_at = None
+    user.clear_totp()
     db.session.execute(db.delete(Passkey).where(Passkey.user_id == user.id))
     db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     audit.record(user, "factors_reset")
