@@ -10,7 +10,10 @@ same workers and threads. Then drives both from keep-alive client threads:
 2. Redis commands (`CONFIG RESETSTAT` + `INFO commandstats`) and PostgreSQL transactions
    (`pg_stat_database`) per `/dashboard` request, read from the servers' own counters,
    inside one touch interval (a session's touch adds one script a minute);
-3. `/dashboard` while 16 clients (another process) post correct logins as fast as they can.
+3. `/dashboard` while 16 clients (another process) post correct logins as fast as they can;
+4. (bench/stack.py, unless BENCH_NGINX=0) the same flood through the real stack, nginx with
+   TLS in front: `/dashboard` flooded as a fraction of quiet, who answered the flood, and
+   the CPU each container used.
 
 Absolute numbers depend on the machine and on the Python load generator sharing its cores;
 read the ratios, which are taken in the same run. BENCH_WORKERS, BENCH_THREADS and
@@ -241,6 +244,18 @@ def main() -> None:
     print(
         f"\n{os.cpu_count()} cores; gunicorn {workers} workers x {threads} threads direct on "
         f"127.0.0.1 (no nginx/TLS); hashing bound {hashing}; {CLIENTS} client threads; "
+        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end"
+    )
+    print("\n".join(lines))
+    if os.environ.get("BENCH_NGINX", "1") == "0":
+        return
+    import stack  # the real stack: needs Docker (../shared/docker/provision)
+
+    lines.clear()
+    stack.run(SECONDS, ROUNDS // 2 + 1, CLIENTS, lines.append)
+    print(
+        f"\nThrough nginx + TLS (the compose stack on 127.0.0.1, nginx's limit_req as in "
+        f"production, the app's per-address login limits raised as in the e2e tests); "
         f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end"
     )
     print("\n".join(lines))

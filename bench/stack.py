@@ -28,16 +28,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+HERE = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(HERE / "tests"))
 from load import FLOODERS, PASSWORD, Client, FloodResult, drive, flood_tls, logged_in, p99  # noqa: E402
 from servers import free_port  # noqa: E402
 
+ROOT = Path(os.environ.get("BENCH_ROOT", HERE))  # the tree whose stack is built
 COMPOSE_E2E = ROOT / "tests" / "e2e" / "compose.e2e.yml"
 UP_TIMEOUT = 900  # seconds: a cold build on 2 busy cores
 
@@ -165,13 +168,15 @@ class CpuMeter:
         )
         readings["dockerd"] = processes_cpu(lambda argv: argv[0].endswith(b"dockerd"))
         readings["whole machine"] = machine_cpu()
+        readings["wall"] = time.monotonic()
         readings["readers (bench)"] = usage.ru_utime + usage.ru_stime
         return readings
 
     @staticmethod
-    def used(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    def used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
         """Return each one's CPU use between the readings, in cores (CPU s per s)."""
-        return {name: (after[name] - before[name]) / seconds for name in before}
+        wall = after["wall"] - before["wall"]
+        return {name: (after[name] - before[name]) / wall for name in before if name != "wall"}
 
 
 def run(seconds: float, rounds: int, clients: int, report: Callable[[str], None]) -> None:
@@ -198,6 +203,7 @@ def run(seconds: float, rounds: int, clients: int, report: Callable[[str], None]
         floods: list[FloodResult] = []
         cpu_quiet: list[dict[str, float]] = []
         cpu_flood: list[dict[str, float]] = []
+        spreads: list[tuple[list[int], list[int]]] = []  # sampled mid-flood
         drive(signed_in, "/dashboard", 1)  # warm-up: every worker has its pools open
         for n in range(2 * rounds + 1):  # quiet, flood, quiet, ..., quiet
             before = meter.read()
@@ -205,21 +211,28 @@ def run(seconds: float, rounds: int, clients: int, report: Callable[[str], None]
                 rate, lat = drive(signed_in, "/dashboard", seconds)
                 quiet.append(rate)
                 quiet_latencies += lat
-                cpu_quiet.append(meter.used(before, meter.read(), seconds))
+                cpu_quiet.append(meter.used(before, meter.read()))
                 continue
             # The flooders in a process of their own (as in part 1): they cannot take the
             # GIL from the readers of this one.
             with multiprocessing.get_context("fork").Pool(1) as pool:
                 flooding = pool.apply_async(flood_tls, (port, stack.cert, seconds, usernames))
+                probe = threading.Timer(seconds / 2, lambda: spreads.append(web_spread(stack)))
+                probe.start()
                 rate, lat = drive(signed_in, "/dashboard", seconds)
                 result = flooding.get(timeout=seconds + 120)
-            used = meter.used(before, meter.read(), seconds)
+                probe.join()
+            used = meter.used(before, meter.read())
             used["flooders (bench)"] = result.cpu_seconds / seconds
             cpu_flood.append(used)
             flooded.append(rate)
             flooded_latencies += lat
             floods.append(result)
         fractions = [f / ((quiet[k] + quiet[k + 1]) / 2) for k, f in enumerate(flooded)]
+        quiet_spread = web_spread(stack)[0]
+        report(f"nginx->web connections per worker, quiet    {quiet_spread}")
+        for held, niced in spreads:
+            report(f"  mid-flood: connections {held}, hashing threads at nice>0 {niced}")
         summary(report, seconds, workers, quiet, flooded, fractions, quiet_latencies,
                 flooded_latencies, floods, cpu_quiet, cpu_flood)  # fmt: skip
 
@@ -235,10 +248,37 @@ def shape() -> dict[str, str]:
     return {setting: os.environ[var] for var, setting in names.items() if os.environ.get(var)}
 
 
+def gunicorn_processes(stack: Stack) -> tuple[str, list[str]]:
+    """Return web's gunicorn arbiter and worker pids (host pids, from `docker compose top`)."""
+    rows = [line.split() for line in stack.compose("top", "web").splitlines()]
+    found = {row[1]: row[2] for row in rows if len(row) > 7 and "gunicorn" in " ".join(row[7:])}
+    arbiter = next(pid for pid, parent in found.items() if parent not in found)
+    return arbiter, [pid for pid in found if pid != arbiter]
+
+
+def web_spread(stack: Stack) -> tuple[list[int], list[int]]:
+    """Return, per gunicorn worker of web, its established connections on :8000 (nginx's
+    upstream connections) and its threads at a raised niceness (hashing), read from the
+    host (nsenter into web's network namespace; /proc)."""
+    arbiter, workers = gunicorn_processes(stack)
+    ss = ["ss", "-tnpH", "state", "established", "( sport = :8000 )"]
+    out = subprocess.run(  # noqa: S603
+        ["nsenter", "-t", arbiter, "-n", *ss],  # noqa: S607
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    held = Counter(re.findall(r"pid=(\d+)", out))
+    niced = []
+    for pid in workers:
+        with contextlib.suppress(OSError):
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+            nice = [int((t / "stat").read_text().rsplit(")", 1)[1].split()[16]) for t in tasks]
+            niced.append(sum(n > 0 for n in nice))
+    return sorted((held.get(pid, 0) for pid in workers), reverse=True), niced
+
+
 def worker_count(stack: Stack) -> int:
-    """Return how many gunicorn workers web runs (its processes minus the arbiter)."""
-    out = stack.compose("top", "web")
-    return sum("gunicorn" in line for line in out.splitlines()) - 1
+    """Return how many gunicorn workers web runs."""
+    return len(gunicorn_processes(stack)[1])
 
 
 def summary(
