@@ -151,11 +151,15 @@ class FloodResult:
     cpu_seconds: float = 0.0  # this (flooding) process's own CPU
 
 
-def flood_tls(port: int, cert: str, seconds: float, usernames: list[str]) -> FloodResult:
+def flood_tls(
+    port: int, cert: str, seconds: float, usernames: list[str], control: str = ""
+) -> FloodResult:
     """Post correct logins from FLOODERS threads for `seconds` as a flood does (no pause,
     Retry-After ignored): fetch the form, post it, start again; count every answer by
     step, status and whether nginx or the app gave it, and every client error. `cert` is
-    the server's certificate (PEM): an SSL context cannot be handed to another process."""
+    the server's certificate (PEM): an SSL context cannot be handed to another process.
+    With `control` (a path nginx answers by itself), the same clients GET that instead: what
+    the flood costs the machine (its clients, the proxy, nginx) without the app."""
     tls = ssl.create_default_context(cadata=cert)
     result = FloodResult()
     lock = threading.Lock()
@@ -175,6 +179,10 @@ def flood_tls(port: int, cert: str, seconds: float, usernames: list[str]) -> Flo
             client.cookies.clear()
             try:
                 started = time.perf_counter()
+                if control:
+                    client.request("GET", control, retry=False)
+                    record("control", client, started)
+                    continue
                 page = client.request("GET", "/login", retry=False)
                 record("form", client, started)
                 token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)

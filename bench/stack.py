@@ -205,8 +205,11 @@ def run(seconds: float, rounds: int, clients: int, report: Callable[[str], None]
         cpu_flood: list[dict[str, float]] = []
         spreads: list[tuple[list[int], list[int]]] = []  # sampled mid-flood
         drive(signed_in, "/dashboard", 1)  # warm-up: every worker has its pools open
-        for n in range(2 * rounds + 1):  # quiet, flood, quiet, ..., quiet
+        # quiet, flood, quiet, ..., flood, quiet, and last a control flood (nginx alone
+        # answers: what the flood's clients, the proxy and nginx cost), then quiet.
+        for n in range(2 * rounds + 3):
             before = meter.read()
+            control = "/nginx-health" if n == 2 * rounds + 1 else ""
             if n % 2 == 0:
                 rate, lat = drive(signed_in, "/dashboard", seconds)
                 quiet.append(rate)
@@ -216,7 +219,8 @@ def run(seconds: float, rounds: int, clients: int, report: Callable[[str], None]
             # The flooders in a process of their own (as in part 1): they cannot take the
             # GIL from the readers of this one.
             with multiprocessing.get_context("fork").Pool(1) as pool:
-                flooding = pool.apply_async(flood_tls, (port, stack.cert, seconds, usernames))
+                flood_args = (port, stack.cert, seconds, usernames, control)
+                flooding = pool.apply_async(flood_tls, flood_args)
                 probe = threading.Timer(seconds / 2, lambda: spreads.append(web_spread(stack)))
                 probe.start()
                 rate, lat = drive(signed_in, "/dashboard", seconds)
@@ -224,6 +228,9 @@ def run(seconds: float, rounds: int, clients: int, report: Callable[[str], None]
                 probe.join()
             used = meter.used(before, meter.read())
             used["flooders (bench)"] = result.cpu_seconds / seconds
+            if control:
+                controls = (rate, used, result)
+                continue
             cpu_flood.append(used)
             flooded.append(rate)
             flooded_latencies += lat
@@ -231,10 +238,18 @@ def run(seconds: float, rounds: int, clients: int, report: Callable[[str], None]
         fractions = [f / ((quiet[k] + quiet[k + 1]) / 2) for k, f in enumerate(flooded)]
         quiet_spread = web_spread(stack)[0]
         report(f"nginx->web connections per worker, quiet    {quiet_spread}")
-        for held, niced in spreads:
+        for held, niced in spreads[:rounds]:
             report(f"  mid-flood: connections {held}, hashing threads at nice>0 {niced}")
         summary(report, seconds, workers, quiet, flooded, fractions, quiet_latencies,
                 flooded_latencies, floods, cpu_quiet, cpu_flood)  # fmt: skip
+        rate, used, result = controls
+        fraction = rate / ((quiet[-2] + quiet[-1]) / 2)
+        calls = sum(result.answers.values()) / seconds
+        report(
+            f"control: the {FLOODERS} clients GET /nginx-health instead ({calls:.0f}/s, "
+            f"nginx alone answers): /dashboard {fraction:.2f}x of quiet"
+        )
+        report(f"CPU control (cores)  {', '.join(f'{k} {v:.2f}' for k, v in sorted(used.items()))}")
 
 
 def shape() -> dict[str, str]:
