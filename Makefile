@@ -297,5 +297,5 @@ browser: ## Install Debian's chromium + chromium-driver for the browser e2e test
 	fi
 
 .PHONY: bench
-bench: $(STAMP) ## Benchmark the app under Gunicorn (throwaway servers; scenarios side by side)
+bench: $(STAMP) ## Benchmark the app under Gunicorn beside a hand-written reference, then the stack through nginx TLS (Docker; BENCH_NGINX=0 skips it)
 	$(BIN)/python bench/run.py

@@ -10,7 +10,10 @@ same workers and threads. Then drives both from keep-alive client threads:
 2. Redis commands (`CONFIG RESETSTAT` + `INFO commandstats`) and PostgreSQL transactions
    (`pg_stat_database`) per `/dashboard` request, read from the servers' own counters,
    inside one touch interval (a session's touch adds one script a minute);
-3. `/dashboard` while 16 clients (another process) post correct logins as fast as they can.
+3. `/dashboard` while 16 clients (another process) post correct logins as fast as they can;
+4. (bench/stack.py, unless BENCH_NGINX=0) the same flood through the real stack, nginx with
+   TLS in front: `/dashboard` flooded as a fraction of quiet, who answered the flood, and
+   the CPU each container used.
 
 Absolute numbers depend on the machine and on the Python load generator sharing its cores;
 read the ratios, which are taken in the same run. BENCH_WORKERS, BENCH_THREADS and
@@ -20,16 +23,13 @@ BENCH_HASHING (BCRYPT_MAX_CONCURRENCY) choose the server shape.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import multiprocessing
 import os
 import re
 import statistics
 import subprocess
 import sys
-import threading
 import time
-import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,15 +40,14 @@ import redis
 ROOT = Path(os.environ.get("BENCH_ROOT", Path(__file__).resolve().parents[1]))
 REFERENCE = Path(__file__).resolve().parent / "reference"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from load import FLOODERS, PASSWORD, Client, drive, flood, logged_in, p99  # noqa: E402
 from servers import free_port, postgres_server  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
-FLOODERS = 16
 COUNTED = 400  # /dashboard requests whose Redis and PostgreSQL work is counted
 STATS_FLUSH = 11  # PostgreSQL backends publish their counters within 10 s of going idle
-PASSWORD = "benchmark passphrase 42"  # noqa: S105 - a throwaway account on a throwaway db
 
 
 def redis_server() -> tuple[subprocess.Popen[bytes], int]:
@@ -62,99 +61,6 @@ def redis_server() -> tuple[subprocess.Popen[bytes], int]:
     args = [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     proc = subprocess.Popen([*args, "--appendonly", "no"], stdout=subprocess.DEVNULL)  # noqa: S603
     return proc, port
-
-
-class Client:
-    """One keep-alive HTTP connection with a cookie jar just big enough for this app."""
-
-    def __init__(self, port: int) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        self.cookies: dict[str, str] = {}
-        self.status = 0
-
-    def request(self, method: str, path: str, form: dict[str, str] | None = None) -> str:
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
-        body = None
-        if form is not None:
-            body = urllib.parse.urlencode(form)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        try:
-            self.conn.request(method, path, body=body, headers=headers)
-            response = self.conn.getresponse()
-        except (http.client.RemoteDisconnected, ConnectionError):
-            # A worker that recycled (max_requests, on trees before issue 19): reconnect once.
-            self.conn.close()
-            self.conn.request(method, path, body=body, headers=headers)
-            response = self.conn.getresponse()
-        text = response.read().decode()
-        self.status = response.status
-        for header in response.msg.get_all("Set-Cookie") or []:
-            name, _, rest = header.partition("=")
-            value = rest.split(";")[0]
-            if value and "Max-Age=0" not in header:
-                self.cookies[name] = value
-            else:
-                self.cookies.pop(name, None)
-        return text
-
-    def post_form(self, path: str, form: dict[str, str]) -> str:
-        page = self.request("GET", path)
-        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
-        assert token, f"no form on {path} ({self.status})"
-        return self.request("POST", path, {**form, "csrf_token": token.group(1)})
-
-
-def logged_in(port: int, username: str) -> Client:
-    """Return a client signed in as `username`."""
-    client = Client(port)
-    client.post_form("/login", {"username": username, "password": PASSWORD})
-    assert "Welcome" in client.request("GET", "/dashboard"), "login failed"
-    return client
-
-
-def drive(clients: list[Client], path: str, seconds: float) -> tuple[float, list[float]]:
-    """Return (req/s, latencies) of `clients` looping on `path` for `seconds`."""
-    stop = time.monotonic() + seconds
-    latencies: list[list[float]] = [[] for _ in clients]
-
-    def worker(n: int) -> None:
-        while time.monotonic() < stop:
-            start = time.perf_counter()
-            clients[n].request("GET", path)
-            latencies[n].append(time.perf_counter() - start)
-
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(len(clients))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    flat = [x for each in latencies for x in each]
-    return len(flat) / seconds, flat
-
-
-def flood(port: int, seconds: float) -> Counter[int]:
-    """Post correct logins from FLOODERS threads for `seconds`; return the answers' statuses."""
-    stop = time.monotonic() + seconds
-    answers: Counter[int] = Counter()
-
-    def flooder(n: int) -> None:
-        client = Client(port)
-        while time.monotonic() < stop:
-            client.cookies.clear()
-            client.post_form("/login", {"username": f"bench{n % CLIENTS}", "password": PASSWORD})
-            answers[client.status] += 1
-
-    threads = [threading.Thread(target=flooder, args=(n,)) for n in range(FLOODERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return answers
-
-
-def p99(latencies: list[float]) -> float:
-    """Return the 99th percentile in milliseconds."""
-    return statistics.quantiles(latencies, n=100)[98] * 1000
 
 
 def spread(port: int) -> list[int]:
@@ -278,7 +184,8 @@ def run(
     # The flooders run in a process of their own, so they cannot starve the measuring
     # threads of this one of the GIL: what slows /dashboard down is then the server.
     with multiprocessing.get_context("fork").Pool(1) as pool:
-        flooding = pool.apply_async(flood, (port, 2 * SECONDS))
+        usernames = [f"bench{n}" for n in range(CLIENTS)]
+        flooding = pool.apply_async(flood, (port, 2 * SECONDS, usernames))
         flooded, flood_latencies = drive(signed_in, "/dashboard", 2 * SECONDS)
         logins = flooding.get(timeout=120)
     report(f"/dashboard during a {FLOODERS}-client login flood     {flooded / quiet:.2f}x of quiet")
@@ -337,6 +244,18 @@ def main() -> None:
     print(
         f"\n{os.cpu_count()} cores; gunicorn {workers} workers x {threads} threads direct on "
         f"127.0.0.1 (no nginx/TLS); hashing bound {hashing}; {CLIENTS} client threads; "
+        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end"
+    )
+    print("\n".join(lines))
+    if os.environ.get("BENCH_NGINX", "1") == "0":
+        return
+    import stack  # the real stack: needs Docker (../shared/docker/provision)
+
+    lines.clear()
+    stack.run(SECONDS, ROUNDS // 2 + 1, CLIENTS, lines.append)
+    print(
+        f"\nThrough nginx + TLS (the compose stack on 127.0.0.1, nginx's limit_req as in "
+        f"production, the app's per-address login limits raised as in the e2e tests); "
         f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end"
     )
     print("\n".join(lines))
