@@ -97,6 +97,8 @@ def running_stack(settings: dict[str, str]) -> Iterator[Stack]:
             "HTTP_PORT": str(free_port()),
             "HTTPS_PORT": str(https_port),
             "WEB_IMAGE": f"flask-stack-web:{project}",
+            "DB_IMAGE": f"flask-stack-db:{project}",
+            "BACKUP_IMAGE": f"flask-stack-backup:{project}",
             "EXPOSE_SERVED_BY": "1",  # tells the app's answers from nginx's
             **settings,
         }
@@ -111,7 +113,8 @@ def running_stack(settings: dict[str, str]) -> Iterator[Stack]:
         finally:
             with contextlib.suppress(Exception):
                 stack.compose("down", "-v", "--remove-orphans", "-t", "5", timeout=180)
-            images = [env["WEB_IMAGE"], *(f"{project}-{n}" for n in ("nginx", "secrets", "acme"))]
+            images = [env[key] for key in ("WEB_IMAGE", "DB_IMAGE", "BACKUP_IMAGE")]
+            images += [f"{project}-{name}" for name in ("nginx", "secrets", "acme")]
             subprocess.run(["docker", "image", "rm", "-f", *images], capture_output=True)  # noqa: S603, S607
 
 
