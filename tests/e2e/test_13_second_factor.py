@@ -178,3 +178,32 @@ def test_authenticator_app_pages_fit_a_360px_phone(mailed: Stack, browser) -> No
     finally:
         driver.set_window_size(1100, 900)
         driver.delete_all_cookies()
+
+
+def test_an_enrolled_app_still_signs_in_after_the_stack_goes_down_and_up(mailed: Stack) -> None:
+    """The authenticator's secret is encrypted under a key from the `secrets` volume and the
+    recovery codes are hashed in PostgreSQL: `docker compose down` then `up`, volumes kept,
+    must change nothing for the user. (Last in this file: it restarts the mail stack.)"""
+    stack = mailed
+    client, username = verified_account(stack)
+    secret = SECRET.search(client.get(stack.base_url + "/account/two-factor/app").text)
+    assert secret
+    stack.secrets.add(secret.group(1))
+    totp = pyotp.TOTP(secret.group(1))
+    enrolled = stack.post_form(client, "/account/two-factor/app", {"code": totp.now()})
+    assert enrolled.status_code == 200 and "shown only once" in enrolled.text
+    codes = CODES.findall(enrolled.text)
+    stack.secrets.update(codes)
+
+    stack.down()  # no -v: data, secrets and the certificate stay
+    stack.up()
+
+    phone = stack.session()
+    password_step(stack, phone, username)
+    code = totp.at(time.time() + 30)  # the next step's: enrolling spent this step's code
+    signed_in = stack.post_form(phone, "/login/verify", {"code": code})
+    assert signed_in.status_code == 200 and f"Welcome {username}!" in signed_in.text
+    laptop = stack.session()
+    password_step(stack, laptop, username)
+    recovered = stack.post_form(laptop, "/login/verify", {"code": codes[-1]})
+    assert recovered.status_code == 200 and f"Welcome {username}!" in recovered.text
