@@ -47,7 +47,8 @@ def register(stack: Stack) -> str:
 
 
 def sql(stack: Stack, statement: str) -> str:
-    return stack.exec("db", f'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -Atc "{statement}"')
+    command = f'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -Atc "{statement}"'
+    return stack.exec("db", command).strip()
 
 
 def alerts(stack: Stack) -> dict[str, str]:
