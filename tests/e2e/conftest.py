@@ -418,6 +418,11 @@ def submit(driver, fields: dict[str, str], then_shows: str) -> None:
         element = driver.find_element(By.NAME, name)
         element.clear()
         element.send_keys(value)
-    driver.find_element(By.NAME, "submit").click()
+    button = driver.find_element(By.NAME, "submit")
+    # Scrolled into view instantly first: typing scrolls the page smoothly (Simple.css), and
+    # a click mid-scroll can land on another element (ElementClickInterceptedException).
+    script = "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})"
+    driver.execute_script(script, button)
+    button.click()
     # click() does not wait for the navigation it starts: wait for the page that follows.
     WebDriverWait(driver, 15).until(lambda d: then_shows in d.page_source)
