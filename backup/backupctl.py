@@ -289,7 +289,11 @@ def serve() -> None:
 def main(argv: list[str]) -> int:
     command, args = (argv[0], argv[1:]) if argv else ("serve", [])
     if command == "serve":
-        serve()
+        try:
+            serve()
+        except schedule.ScheduleError as error:
+            log(f"configuration error: {error}")
+            return 78  # EX_CONFIG, as web's configuration errors
         return 0
     if command == "backup":
         kind = args[0] if args else "full"

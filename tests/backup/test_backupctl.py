@@ -60,3 +60,14 @@ def test_the_command_prints_the_refusal_on_stderr_and_exits_2(monkeypatch, capsy
     assert out == ""
     assert err.startswith("restore refused: TIME='2999-01-01T00:00:00Z' is in the future")
     assert err.count("\n") == 1
+
+
+def test_serve_with_a_bad_schedule_stops_at_once_with_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("BACKUP_FULL_SCHEDULE", "every sunday")
+    assert backupctl.main(["serve"]) == 78
+    _, err = capsys.readouterr()
+    assert err == (
+        "backup: configuration error: BACKUP_FULL_SCHEDULE='every sunday' is not a cron"
+        " expression of five fields (minute hour day-of-month month day-of-week, in UTC),"
+        " or `off`\n"
+    )
