@@ -21,7 +21,8 @@ PEERS = {
     "web": {"nginx", "migrate", "worker", "housekeeping", "db", "redis", "prometheus"},
     # pgBackRest: db archives to backup; backup copies through db-agent; restore reads backup.
     "db-agent": {"db", "backup", "restore"},
-    "backup": {"db", "db-agent", "restore", "prometheus"},
+    "backup": {"db", "db-agent", "restore", "prometheus", "nginx-exporter", "postgres-exporter",
+               "redis-exporter", "blackbox-exporter"},
     "restore": {"db", "db-agent", "backup"},
     "migrate": {"web", "worker", "housekeeping", "db", "redis"},
     "housekeeping": {"web", "migrate", "worker", "db", "redis"},
@@ -35,13 +36,13 @@ PEERS = {
     "prometheus": {"web", "nginx-exporter", "postgres-exporter", "redis-exporter",
                    "blackbox-exporter", "backup", "alertmanager"},
     "nginx-exporter": {"nginx", "acme", "blackbox-exporter", "prometheus", "postgres-exporter",
-                       "redis-exporter"},
+                       "redis-exporter", "backup"},
     "postgres-exporter": {"db", "prometheus", "nginx-exporter", "redis-exporter",
-                          "blackbox-exporter"},
+                          "blackbox-exporter", "backup"},
     "redis-exporter": {"redis", "prometheus", "nginx-exporter", "postgres-exporter",
-                       "blackbox-exporter"},
+                       "blackbox-exporter", "backup"},
     "blackbox-exporter": {"nginx", "acme", "nginx-exporter", "prometheus", "postgres-exporter",
-                          "redis-exporter"},
+                          "redis-exporter", "backup"},
     # Prometheus (alerting) and the SMTP server (alert-mail) only: not the worker's `mail`.
     "alertmanager": {"prometheus", "mail"},
 }  # fmt: skip

@@ -1,5 +1,5 @@
 """make dump / make load on the real stack: owner-only logical dumps, data back, sessions
-ended. (Point-in-time backups with pgBackRest: test_14_backups.py.)"""
+ended. (Point-in-time backups with pgBackRest: test_09_backups.py.)"""
 
 from __future__ import annotations
 

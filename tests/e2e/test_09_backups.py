@@ -3,7 +3,9 @@ state without losing a committed transaction, and keep every WAL segment while t
 repository is away, with the alert firing meanwhile.
 
 A stack of its own with the monitoring profile (the alert is Prometheus'), started once for
-this file; the tests run in order on it, each restore on top of the last.
+this file; the tests run in order on it, each restore on top of the last. Named to run before
+the mail files (test_12, test_13): their session-scoped stack, the main one and this one
+together need more networks than Docker's 31 default address pools hold.
 """
 
 from __future__ import annotations
