@@ -20,8 +20,10 @@ value stored by an earlier run is reused; otherwise a new random one is generate
                          `monitor` logins (monitoring profile); migrate also gets the former
     /secrets/db          also pgbackrest-ca.crt, pgbackrest.crt, pgbackrest.key: db's side
                          of pgBackRest's TLS (archive-push, the db-agent's server, restore)
-    /secrets/backup      0444 - the repository's side: pgbackrest-ca.crt, pgbackrest.crt,
-                         pgbackrest.key, and pgbackrest.conf with the repository passphrase
+    /secrets/backup      the repository's side: pgbackrest-ca.crt, pgbackrest.crt (0444),
+                         pgbackrest.key and pgbackrest.conf with the repository passphrase
+                         (0400, uid 999: pgBackRest refuses a key others may read); db's
+                         pgbackrest.key is 0400 for uid 999 too
 
 The db and redis images drop from root to their own user, whose uid differs between
 image builds, so their single-purpose volumes hold world-readable files: the volume, mounted
@@ -154,14 +156,14 @@ def openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
-def pgbackrest_tls(canonical: Path) -> dict[str, bytes]:
+def pgbackrest_tls(canonical: Path) -> dict[str, str]:
     """The CA and both certificates, made once and kept in canonical (remade if one is lost)."""
     names = ["pgbackrest-ca.key", "pgbackrest-ca.crt"] + [
         f"pgbackrest-{side}.{ext}" for side in PGBACKREST_CERTS for ext in ("key", "crt")
     ]
     if all((canonical / name).is_file() for name in names):
         print("init-secrets: pgbackrest TLS: reused")
-        return {name: (canonical / name).read_bytes() for name in names}
+        return {name: (canonical / name).read_text() for name in names}
     # Made inside canonical (root only): the root filesystem is read-only, and the keys
     # never touch any other place.
     with tempfile.TemporaryDirectory(dir=canonical, prefix=".tls-") as tmp:
@@ -181,9 +183,9 @@ def pgbackrest_tls(canonical: Path) -> dict[str, bytes]:
                 "x509", "-req", "-in", csr, "-days", CERT_DAYS, "-CA", ca, "-CAkey", ca_key,
                 "-copy_extensions", "copy", "-out", str(work / f"pgbackrest-{side}.crt"),
             )  # fmt: skip
-        made = {name: (work / name).read_bytes() for name in names}
+        made = {name: (work / name).read_text() for name in names}
     for name, value in made.items():
-        write(canonical / name, value.decode(), 0o600)
+        write(canonical / name, value, 0o600)
     print("init-secrets: pgbackrest TLS: generated")
     return made
 
@@ -260,14 +262,9 @@ def main() -> None:
     # or argv ever holds it).
     tls = pgbackrest_tls(ROOT / "canonical")
     for side in PGBACKREST_CERTS:
-        write(ROOT / side / "pgbackrest-ca.crt", tls["pgbackrest-ca.crt"].decode(), 0o444)
-        write(ROOT / side / "pgbackrest.crt", tls[f"pgbackrest-{side}.crt"].decode(), 0o444)
-        write(
-            ROOT / side / "pgbackrest.key",
-            tls[f"pgbackrest-{side}.key"].decode(),
-            0o400,
-            PGBACKREST_UID,
-        )
+        write(ROOT / side / "pgbackrest-ca.crt", tls["pgbackrest-ca.crt"], 0o444)
+        write(ROOT / side / "pgbackrest.crt", tls[f"pgbackrest-{side}.crt"], 0o444)
+        write(ROOT / side / "pgbackrest.key", tls[f"pgbackrest-{side}.key"], 0o400, PGBACKREST_UID)
     write(
         ROOT / "backup" / "pgbackrest.conf",
         f"[global]\nrepo1-cipher-pass={values['backup_cipher_pass']}\n",
