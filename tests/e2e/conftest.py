@@ -239,18 +239,17 @@ def assert_no_secret_in_logs(stack: Stack, generated: dict[str, str]) -> None:
 
 
 def generated_secrets(stack: Stack) -> dict[str, str]:
-    """Return the stack's generated secrets by file name (read before it goes down)."""
+    """Return the stack's generated secrets by name (read before it goes down)."""
+    reads = {
+        service: {path: f"cat {path}" for path in files.split()}
+        for service, files in SECRET_FILES.items()
+    }
+    for service, commands in SECRET_COMMANDS.items():
+        reads.setdefault(service, {}).update(commands)
     found: dict[str, str] = {}
-    for service, files in SECRET_FILES.items():
+    for service, commands in reads.items():
         if not stack.compose("ps", "-q", service, check=False).split():
             continue  # not running, or not in this stack's profiles
-        for path in files.split():
-            value = stack.exec(service, f"cat {path} 2>/dev/null || true").strip()
-            if value:
-                found[path] = value
-    for service, commands in SECRET_COMMANDS.items():
-        if not stack.compose("ps", "-q", service, check=False).split():
-            continue
         for name, command in commands.items():
             value = stack.exec(service, f"{command} 2>/dev/null || true").strip()
             if value:
