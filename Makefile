@@ -232,6 +232,23 @@ restore: ## Restore the latest state, or TIME="2026-12-01T23:00:00Z"; ends every
 restore-test: ## Restore the latest backup into a throwaway PostgreSQL and check it (as the schedule does)
 	$(COMPOSE) exec -T backup backupctl restore-test
 
+# The recovery kit (deploy/recovery_kit.py): the secrets volume and .env, sealed with a
+# passphrase (RECOVERY_KIT_PASSPHRASE or asked). KIT names the file.
+KIT ?= $(BACKUP_DIR)/recovery-kit-$(shell date -u +%Y%m%dT%H%M%SZ).kit
+
+.PHONY: recovery-kit
+recovery-kit: $(STAMP) ## Seal the generated secrets and .env into an encrypted kit (KIT=file): keep it off this host
+	umask 077 && mkdir -p $(BACKUP_DIR) && chmod 700 $(BACKUP_DIR)
+	COMPOSE="$(COMPOSE)" $(BIN)/python deploy/recovery_kit.py create "$(KIT)"
+
+.PHONY: recovery-kit-check
+recovery-kit-check: $(STAMP) ## Open a kit with its passphrase and list what it holds: make recovery-kit-check KIT=file
+	$(BIN)/python deploy/recovery_kit.py check "$(KIT)"
+
+.PHONY: recovery-kit-restore
+recovery-kit-restore: $(STAMP) ## Put a kit's secrets into a new host's empty secrets volume (before make up): KIT=file
+	COMPOSE="$(COMPOSE)" $(BIN)/python deploy/recovery_kit.py restore "$(KIT)"
+
 .PHONY: dump
 dump: ## A logical copy (pg_dump custom format) to backups/<time>.dump: for moving data, not recovery
 	@# The dump holds password hashes: the folder and files are readable by their owner only.

@@ -190,6 +190,10 @@ def pgbackrest_tls(canonical: Path) -> dict[str, str]:
     return made
 
 
+def _stored(path: Path) -> bool:
+    return path.is_file() and bool(path.read_text())
+
+
 def refuse_to_regenerate(name: str, env: str) -> None:
     """Stop, saying why, if a new value would lock the services out of existing data."""
     if name == "postgres_password" and (PGDATA / "PG_VERSION").exists():
@@ -203,16 +207,24 @@ def refuse_to_regenerate(name: str, env: str) -> None:
 def main() -> None:
     os.umask(0o077)
     canonical = ROOT / "canonical"
+    missing = {
+        name: env
+        for name, (env, _) in SECRETS.items()
+        if not os.environ.get(env) and not _stored(canonical / name)
+    }
+    # Every refusal before any write: a stopped run leaves the volume as it found it, so the
+    # recovery kit (deploy/recovery_kit.py) can still restore it.
+    for name, env in missing.items():
+        refuse_to_regenerate(name, env)
     values: dict[str, str] = {}
     for name, (env, generate) in SECRETS.items():
         path = canonical / name
         given = os.environ.get(env, "")
         if given:
             source = "from the environment"
-        elif path.is_file() and path.read_text():
+        elif name not in missing:
             given, source = path.read_text(), "reused"
         else:
-            refuse_to_regenerate(name, env)
             given, source = generate(), "generated"
         if not path.is_file() or path.read_text() != given:
             if path.is_file() and name == "postgres_password":

@@ -83,8 +83,23 @@ def test_data_sessions_and_secrets_survive_down_and_up(
         stack.login(fresh, username)
 
 
-def test_a_lost_secrets_volume_stops_the_stack_with_one_clear_line(stack: Stack) -> None:
-    # Last: it leaves the stack unable to start (the fixture removes it with its volumes).
+def test_a_lost_secrets_volume_stops_the_stack_and_the_recovery_kit_brings_it_back(
+    stack: Stack, client: requests.Session
+) -> None:
+    # Last: it removes the secrets volume. The kit is made first, as docs/operations.md asks.
+    username = new_username()
+    stack.register(client, username)
+    before = fingerprints(stack)
+    kit = stack.tmp / "recovery.kit"
+    kit_env = {
+        "RECOVERY_KIT_PASSPHRASE": "kept in the team's password manager",
+        "ENV_FILE": str(stack.tmp / "empty.env"),
+    }
+    made = stack.make("recovery-kit", f"KIT={kit}", env=kit_env)
+    assert made.returncode == 0, made.stderr
+    assert "secrets and .env" in made.stdout
+    assert kit.stat().st_mode & 0o777 == 0o600
+
     stack.down("-t", "10")
     volume = f"{stack.project}_secrets"
     subprocess.run(["docker", "volume", "rm", volume], check=True, capture_output=True)
@@ -102,3 +117,21 @@ def test_a_lost_secrets_volume_stops_the_stack_with_one_clear_line(stack: Stack)
     logs = stack.compose("logs", "--no-color", "secrets")
     assert "postgres_password is missing but the database" in logs
     assert not stack.running("web"), "web started anyway"
+
+    wrong = stack.make(
+        "recovery-kit-restore",
+        f"KIT={kit}",
+        env={**kit_env, "RECOVERY_KIT_PASSPHRASE": "a guess, not the passphrase"},
+    )
+    assert wrong.returncode != 0
+    assert "recovery-kit: wrong passphrase, or the file was changed" in wrong.stderr
+    restored = stack.make("recovery-kit-restore", f"KIT={kit}", env=kit_env)
+    assert restored.returncode == 0, restored.stderr
+    stack.up()
+    assert fingerprints(stack) == before, "a secret differs from the kit's"
+    with stack.session() as fresh:
+        stack.login(fresh, username)
+    # A second restore finds its own secrets in place and changes nothing.
+    again = stack.make("recovery-kit-restore", f"KIT={kit}", env=kit_env)
+    assert again.returncode == 0, again.stderr
+    assert "already holds this kit's secrets" in again.stdout

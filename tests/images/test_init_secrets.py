@@ -56,6 +56,19 @@ def test_a_lost_password_with_an_existing_database_stops_with_one_clear_line(tmp
     assert given.returncode == 0, given.stderr
 
 
+def test_a_refused_run_writes_nothing_so_a_recovery_kit_can_still_restore_the_volume(tmp_path):
+    """The whole volume was lost: the stop comes before any secret is generated."""
+    pgdata = tmp_path / "pgdata"
+    pgdata.mkdir()
+    (pgdata / "PG_VERSION").write_text("17\n")
+    (tmp_path / "s" / "canonical").mkdir(parents=True)
+
+    result = run(tmp_path / "s", pgdata)
+    assert result.returncode != 0
+    assert "Nothing was generated" in result.stderr
+    assert list((tmp_path / "s" / "canonical").iterdir()) == []
+
+
 def test_the_exporters_get_their_own_passwords_and_migrate_the_postgres_one(tmp_path):
     result = run(tmp_path / "s", tmp_path / "pgdata")
     assert result.returncode == 0, result.stderr
