@@ -20,6 +20,8 @@ value stored by an earlier run is reused; otherwise a new random one is generate
                          `monitor` logins (monitoring profile); migrate also gets the former
     /secrets/db          also pgbackrest-ca.crt, pgbackrest.crt, pgbackrest.key: db's side
                          of pgBackRest's TLS (archive-push, the db-agent's server, restore)
+    /secrets/mail        0444 - smtp_password (SMTP_PASSWORD, empty if unset; never generated):
+                         the worker and Alertmanager, no other service mounts it
     /secrets/backup      the repository's side: pgbackrest-ca.crt, pgbackrest.crt (0444),
                          pgbackrest.key and pgbackrest.conf with the repository passphrase
                          (0400, uid 999: pgBackRest refuses a key others may read); db's
@@ -265,6 +267,8 @@ def main() -> None:
         write(ROOT / side / "pgbackrest-ca.crt", tls["pgbackrest-ca.crt"], 0o444)
         write(ROOT / side / "pgbackrest.crt", tls[f"pgbackrest-{side}.crt"], 0o444)
         write(ROOT / side / "pgbackrest.key", tls[f"pgbackrest-{side}.key"], 0o400, PGBACKREST_UID)
+    # The SMTP provider's password is the user's, not generated: only from the environment.
+    write(ROOT / "mail" / "smtp_password", os.environ.get("SMTP_PASSWORD", ""), 0o444)
     write(
         ROOT / "backup" / "pgbackrest.conf",
         f"[global]\nrepo1-cipher-pass={values['backup_cipher_pass']}\n",

@@ -129,3 +129,18 @@ def test_the_repository_passphrase_reaches_backup_alone_and_is_kept_across_runs(
         for path in (tmp_path / "s" / share).iterdir():
             assert passphrase not in path.read_text(), f"{share}/{path.name} holds it"
     assert passphrase not in again.stdout + again.stderr
+
+
+def test_the_smtp_password_reaches_the_mail_share_alone_and_is_never_generated(tmp_path):
+    unset = run(tmp_path / "s", tmp_path / "pgdata")
+    assert unset.returncode == 0, unset.stderr
+    mail = tmp_path / "s" / "mail"
+    assert (mail / "smtp_password").read_text() == ""  # the app and Alertmanager: none
+    given = run(tmp_path / "s", tmp_path / "pgdata", SMTP_PASSWORD="provider-password")
+    assert given.returncode == 0, given.stderr
+    assert sorted(p.name for p in mail.iterdir()) == ["smtp_password"]
+    assert (mail / "smtp_password").read_text() == "provider-password"
+    for share in ("web", "migrate", "db", "redis", "monitor", "housekeeping", "backup"):
+        for path in (tmp_path / "s" / share).iterdir():
+            assert "provider-password" not in path.read_text(), f"{share}/{path.name}"
+    assert "provider-password" not in given.stdout + given.stderr
