@@ -84,7 +84,8 @@ access_log_format = (
 
 
 class AccessLogger(glogging.Logger):
-    """gunicorn's logger, with a mailed link's token cut out of the logged request line."""
+    """gunicorn's logger: the request line without its query string, and with a mailed
+    link's token cut out (either may carry a credential; docs/monitoring.md#never-logged)."""
 
     @property
     def access_log_enabled(self) -> bool:
@@ -100,12 +101,10 @@ class AccessLogger(glogging.Logger):
         from app.logs import loggable_path
 
         atoms = super().atoms(resp, req, environ, request_time)
-        path = environ.get("PATH_INFO", "")
-        safe = loggable_path(path)
-        if safe != path:
-            atoms["r"] = f"{environ.get('REQUEST_METHOD')} {safe} {environ.get('SERVER_PROTOCOL')}"
-            atoms["U"] = safe
-            atoms["q"] = ""
+        safe = loggable_path(environ.get("PATH_INFO", ""))
+        atoms["r"] = f"{environ.get('REQUEST_METHOD')} {safe} {environ.get('SERVER_PROTOCOL')}"
+        atoms["U"] = safe
+        atoms["q"] = ""
         return atoms
 
 
