@@ -46,7 +46,12 @@ def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
 # quota (docker's --cpus, Swarm's and Kubernetes' CPU limits), not the host's cores, which a
 # container limited to 2 CPUs on a 64-core host would otherwise count. Scale out with more
 # replicas (`--scale web=N`).
-workers = _int_env("WEB_CONCURRENCY", min(available_cpus() * 2 + 1, 8))
+def default_workers(cpus: int) -> int:
+    """Return the workers for `cpus` CPUs when WEB_CONCURRENCY is unset."""
+    return min(cpus * 2 + 1, 8)
+
+
+workers = _int_env("WEB_CONCURRENCY", default_workers(available_cpus()))
 
 # gthread: threads wait on PostgreSQL/Redis in parallel, and the worker keeps nginx's
 # keep-alive connections open between requests (a sync worker closes every connection).

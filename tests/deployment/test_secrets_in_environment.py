@@ -23,9 +23,11 @@ GENERATOR = "secrets"
 
 
 def secret_names(environment: Any) -> list[str]:
-    names = environment.keys() if isinstance(environment, dict) else [
-        entry.split("=", 1)[0] for entry in environment or []
-    ]
+    names = (
+        environment.keys()
+        if isinstance(environment, dict)
+        else [entry.split("=", 1)[0] for entry in environment or []]
+    )
     return sorted(name for name in names if SECRET_NAME.search(name))
 
 
@@ -49,9 +51,7 @@ def test_no_kubernetes_configmap_holds_a_secret():
 
 
 def test_the_rule_catches_a_password_given_as_a_value():
-    assert secret_names({"SMTP_PASSWORD": "", "SMTP_PASSWORD_FILE": "/run/x"}) == [
-        "SMTP_PASSWORD"
-    ]
+    assert secret_names({"SMTP_PASSWORD": "", "SMTP_PASSWORD_FILE": "/run/x"}) == ["SMTP_PASSWORD"]
     assert secret_names(["BACKUP_CIPHER_PASS=x", "DATA_SOURCE_PASS_FILE=/f"]) == [
         "BACKUP_CIPHER_PASS"
     ]
