@@ -88,6 +88,39 @@ def test_every_default_env_example_shows_is_the_real_one(name, shown):
     assert shown == real, f".env.example shows {name}={shown!r}; the default is {real!r}"
 
 
+def env_example_blocks() -> dict[str, str]:
+    """Return each documented variable with the comment above it (up to a blank line)."""
+    blocks: dict[str, str] = {}
+    comment: list[str] = []
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if match := re.match(r"# ([A-Z][A-Z0-9_]*)=", line):
+            blocks[match[1]] = " ".join(comment)
+        elif line.startswith("#"):
+            comment.append(line.lstrip("# "))
+        else:
+            comment = []
+    return blocks
+
+
+def other_target_defaults() -> dict[str, set[str]]:
+    """Return `${NAME:-default}` defaults the Swarm stack and the Kubernetes settings give."""
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / "deploy/swarm/stack.yml", ROOT / "deploy/targets.yml"):
+        for name, default in re.findall(r"\$\{([A-Z][A-Z0-9_]*):-([^}]*)\}", path.read_text()):
+            found.setdefault(name, set()).add(default)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(env_example_blocks()))
+def test_a_default_that_differs_on_swarm_or_kubernetes_is_said_beside_it(name):
+    # "The same .env configures all three": where a target's default is not compose's,
+    # .env.example says so next to the variable.
+    compose_default = real_default(name)
+    block = env_example_blocks()[name]
+    for default in sorted(other_target_defaults().get(name, set()) - {compose_default, ""}):
+        assert default in block, f".env.example: {name} defaults to {default!r} on Swarm or K8s"
+
+
 # ---- every `make X` the docs name exists ------------------------------------------------
 
 
