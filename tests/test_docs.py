@@ -287,7 +287,7 @@ def test_operations_says_what_losing_redis_loses():
 def test_how_often_nginx_re_resolves_web_is_said_once_as_upstream_conf_sets_it():
     [valid] = re.findall(r"resolver \S+ valid=(\d+)s", (ROOT / "nginx/upstream.conf").read_text())
     assert valid == "1"
-    assert "every second (`resolver ... valid=1s`)" in page("docs/architecture.md")
+    assert "about every 2 s (`resolver ... valid=1s`" in page("docs/architecture.md")
     for path in DOCS:
         if path.name != "architecture.md":
             text = " ".join(path.read_text().split())
