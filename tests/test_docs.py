@@ -279,6 +279,8 @@ def test_operations_says_what_losing_redis_loses():
         assert REDIS_DATA[pattern] in text, pattern
     assert "dead-letter list" in text
     assert "holds sessions only" not in text
+    # Said there once; the services table links it instead of listing it again.
+    assert "operations.md#what-redis-holds" in page("docs/architecture.md")
 
 
 # ---- one thing, said once -----------------------------------------------------------------
