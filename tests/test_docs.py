@@ -294,3 +294,14 @@ def test_how_often_nginx_re_resolves_web_is_said_once_as_upstream_conf_sets_it()
         if path.name != "architecture.md":
             text = " ".join(path.read_text().split())
             assert not re.search(r"re-(resolves|reads)[^.]*every", text), path.name
+
+
+def test_development_names_every_tool_make_lint_runs():
+    makefile = (ROOT / "Makefile").read_text()
+    [recipe] = re.findall(r"^lint:.*\n((?:\t.*\n)+)", makefile, re.M)
+    tools = set(re.findall(r"\$\(BIN\)/([\w-]+)", recipe))
+    assert tools == {"ruff", "mypy", "shellcheck"}
+    [row] = [line for line in (ROOT / "docs/development.md").read_text().splitlines()
+             if line.startswith("| `make lint` |")]  # fmt: skip
+    for tool in tools:
+        assert tool in row, tool
