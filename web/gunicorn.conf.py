@@ -162,9 +162,9 @@ control_socket_disable = True
 # itself as draining (/readyz answers 503 while DRAIN_FILE exists) and keeps serving for
 # DRAIN_SECONDS, longer than nginx takes to forget a replica (~2 s, docs/architecture.md):
 # where the platform removes a stopping replica from service discovery at once (Swarm,
-# Kubernetes), nginx stops choosing it meanwhile. Only then does gunicorn close its listener (nginx retries a refused
-# connection on another replica and skips this one, see nginx/upstream.conf), finish the
-# in-flight requests and exit.
+# Kubernetes), nginx stops choosing it meanwhile. Only then does gunicorn close its
+# listener (nginx retries a refused connection on another replica and skips this one, see
+# nginx/upstream.conf), finish the in-flight requests and exit.
 drain_seconds = int(os.environ.get("DRAIN_SECONDS") or 5)
 drain_file = os.environ.get("DRAIN_FILE", "")
 
