@@ -109,7 +109,9 @@ KUBECTL       ?= $(KUBECTL_BIN)
 k8s-secrets: ## Generate the Kubernetes Secrets' values into deploy/kubernetes/secrets/ (kept once made)
 	@# The compose stack's generator: random values, reused on every later run; redis.conf
 	@# with the ACL users and hashed passwords. APP_UID=0: files stay yours (no chown).
-	SECRETS_ROOT=$(K8S_DIR)/secrets APP_UID=0 PGBACKREST_UID=0 PGDATA_SEEN=/nonexistent $(PYTHON) web/init-secrets.py
+	@# Values given in .env (SMTP_PASSWORD, or any secret) win, as with compose.
+	SECRETS_ROOT=$(K8S_DIR)/secrets APP_UID=0 PGBACKREST_UID=0 PGDATA_SEEN=/nonexistent \
+		$(WITH_ENV) $(PYTHON) web/init-secrets.py
 
 .PHONY: k8s-render
 k8s-render: $(if $(filter $(KUBECTL_BIN),$(KUBECTL)),$(KUBECTL_BIN)) ## Print the Kubernetes manifests with .env's settings (kubectl kustomize)
@@ -298,7 +300,7 @@ swarm-secrets: ## Create the Swarm secrets that do not exist yet (generated valu
 
 .PHONY: swarm-rotate
 swarm-rotate: ## New version of a secret group, then make swarm-deploy: make swarm-rotate SECRET=redis
-	@test -n "$(SECRET)" || { echo 'usage: make swarm-rotate SECRET=secret_key|postgres_owner_password|postgres_app_password|redis|postgres_password' >&2; exit 2; }
+	@test -n "$(SECRET)" || { echo 'usage: make swarm-rotate SECRET=secret_key|postgres_owner_password|postgres_app_password|redis|postgres_password|mfa_encryption_key|smtp_password' >&2; exit 2; }
 	$(WITH_ENV) python3 deploy/swarm/manage_secrets.py rotate "$(SECRET)"
 
 .PHONY: swarm-e2e

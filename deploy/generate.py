@@ -204,6 +204,15 @@ def kubernetes_env(compose: Obj, targets: Obj, lookup: Callable[[str], str | Non
             if key not in shared or shared[key] != value
         }
         resolve(f"{name}-env", own)
+    for name, picks in k8s.get("picked", {}).items():
+        resolve(
+            name,
+            {
+                key: services[service]["environment"][key]
+                for service, keys in picks.items()
+                for key in keys
+            },
+        )
     return files
 
 

@@ -46,7 +46,12 @@ def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
 # quota (docker's --cpus, Swarm's and Kubernetes' CPU limits), not the host's cores, which a
 # container limited to 2 CPUs on a 64-core host would otherwise count. Scale out with more
 # replicas (`--scale web=N`).
-workers = _int_env("WEB_CONCURRENCY", min(available_cpus() * 2 + 1, 8))
+def default_workers(cpus: int) -> int:
+    """Return the workers for `cpus` CPUs when WEB_CONCURRENCY is unset."""
+    return min(cpus * 2 + 1, 8)
+
+
+workers = _int_env("WEB_CONCURRENCY", default_workers(available_cpus()))
 
 # gthread: threads wait on PostgreSQL/Redis in parallel, and the worker keeps nginx's
 # keep-alive connections open between requests (a sync worker closes every connection).
@@ -84,7 +89,8 @@ access_log_format = (
 
 
 class AccessLogger(glogging.Logger):
-    """gunicorn's logger, with a mailed link's token cut out of the logged request line."""
+    """gunicorn's logger: the request line without its query string, and with a mailed
+    link's token cut out (either may carry a credential; docs/monitoring.md#never-logged)."""
 
     @property
     def access_log_enabled(self) -> bool:
@@ -100,12 +106,10 @@ class AccessLogger(glogging.Logger):
         from app.logs import loggable_path
 
         atoms = super().atoms(resp, req, environ, request_time)
-        path = environ.get("PATH_INFO", "")
-        safe = loggable_path(path)
-        if safe != path:
-            atoms["r"] = f"{environ.get('REQUEST_METHOD')} {safe} {environ.get('SERVER_PROTOCOL')}"
-            atoms["U"] = safe
-            atoms["q"] = ""
+        safe = loggable_path(environ.get("PATH_INFO", ""))
+        atoms["r"] = f"{environ.get('REQUEST_METHOD')} {safe} {environ.get('SERVER_PROTOCOL')}"
+        atoms["U"] = safe
+        atoms["q"] = ""
         return atoms
 
 
@@ -156,11 +160,11 @@ control_socket_disable = True
 
 # Graceful drain. On SIGTERM (docker stop, scale-in, `make deploy`) the replica first marks
 # itself as draining (/readyz answers 503 while DRAIN_FILE exists) and keeps serving for
-# DRAIN_SECONDS, longer than nginx's DNS refresh (~2 s): where the platform removes a
-# stopping replica from service discovery at once (Swarm, Kubernetes), nginx stops choosing
-# it meanwhile. Only then does gunicorn close its listener (nginx retries a refused
-# connection on another replica and skips this one, see nginx/upstream.conf), finish the
-# in-flight requests and exit.
+# DRAIN_SECONDS, longer than nginx takes to forget a replica (~2 s, docs/architecture.md):
+# where the platform removes a stopping replica from service discovery at once (Swarm,
+# Kubernetes), nginx stops choosing it meanwhile. Only then does gunicorn close its
+# listener (nginx retries a refused connection on another replica and skips this one, see
+# nginx/upstream.conf), finish the in-flight requests and exit.
 drain_seconds = int(os.environ.get("DRAIN_SECONDS") or 5)
 drain_file = os.environ.get("DRAIN_FILE", "")
 

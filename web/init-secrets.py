@@ -20,6 +20,8 @@ value stored by an earlier run is reused; otherwise a new random one is generate
                          `monitor` logins (monitoring profile); migrate also gets the former
     /secrets/db          also pgbackrest-ca.crt, pgbackrest.crt, pgbackrest.key: db's side
                          of pgBackRest's TLS (archive-push, the db-agent's server, restore)
+    /secrets/mail        0444 - smtp_password (SMTP_PASSWORD, empty if unset; never generated):
+                         the worker and Alertmanager, no other service mounts it
     /secrets/backup      the repository's side: pgbackrest-ca.crt, pgbackrest.crt (0444),
                          pgbackrest.key and pgbackrest.conf with the repository passphrase
                          (0400, uid 999: pgBackRest refuses a key others may read); db's
@@ -38,11 +40,14 @@ import secrets
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(os.environ.get("SECRETS_ROOT", "/secrets"))
 # The `pgdata` volume, mounted read-only: a cluster there already has its password.
 PGDATA = Path(os.environ.get("PGDATA_SEEN", "/seen/pgdata"))
+# The `backup-repo` volume, mounted read-only: a repository there is encrypted already.
+BACKUP_REPO = Path(os.environ.get("BACKUP_REPO_SEEN", "/seen/backup-repo"))
 APP_UID = int(os.environ.get("APP_UID", "10001"))
 
 # name -> (environment variable that overrides it, how to generate it)
@@ -194,19 +199,59 @@ def _stored(path: Path) -> bool:
     return path.is_file() and bool(path.read_text())
 
 
-def refuse_to_regenerate(name: str, env: str) -> None:
+def database_exists() -> bool:
+    return (PGDATA / "PG_VERSION").exists()
+
+
+def repository_exists() -> bool:
+    """Return whether pgBackRest has written a repository (its archive or backup info)."""
+    return any(any((BACKUP_REPO / part).glob("*/*.info*")) for part in ("archive", "backup"))
+
+
+# Secrets that protect data which outlives them: name -> (does that data exist, given whether
+# the secrets volume was lost; what it is; what to set instead). A new value would make the
+# data unreadable, so a missing one stops the stack instead of being generated.
+GUARDED: dict[str, tuple[Callable[[bool], bool], str, str]] = {
+    "postgres_password": (
+        lambda lost: database_exists(),
+        "the database in the pgdata volume already exists and keeps its password",
+        "to the database's password",
+    ),
+    # Only PostgreSQL knows whether an authenticator app is enrolled, and this service talks
+    # to nobody: a database that outlived the whole secrets volume may hold secrets
+    # encrypted with the lost key. (A volume that has its other secrets but not this one
+    # comes from a version before the key existed: nothing was encrypted yet.)
+    "mfa_encryption_key": (
+        lambda lost: lost and database_exists(),
+        "the database in the pgdata volume may hold authenticator secrets encrypted with it",
+        "to the old key (or, if no account uses an authenticator app, to a new one: "
+        "`make mfa-reset` each account that did)",
+    ),
+    "backup_cipher_pass": (
+        lambda lost: repository_exists(),
+        "the backup repository in the backup-repo volume is encrypted with it",
+        "to the repository's passphrase (your copy kept away from this host)",
+    ),
+}
+
+
+def refuse_to_regenerate(name: str, env: str, lost: bool) -> None:
     """Stop, saying why, if a new value would lock the services out of existing data."""
-    if name == "postgres_password" and (PGDATA / "PG_VERSION").exists():
+    if name not in GUARDED:
+        return
+    data_exists, data, value = GUARDED[name]
+    if data_exists(lost):
         sys.exit(
-            f"init-secrets: the stored {name} is missing but the database in the pgdata volume"
-            " already exists and keeps its password: restore the secrets volume from a backup,"
-            f" or set {env} in .env to the database's password. Nothing was generated."
+            f"init-secrets: the stored {name} is missing but {data}: restore the secrets"
+            f" volume from a backup, or set {env} in .env {value}. Nothing was generated."
         )
 
 
 def main() -> None:
     os.umask(0o077)
     canonical = ROOT / "canonical"
+    # The whole volume is new while data survives (not a version adding a secret).
+    lost = not (canonical / "postgres_password").is_file()
     missing = {
         name: env
         for name, (env, _) in SECRETS.items()
@@ -215,7 +260,7 @@ def main() -> None:
     # Every refusal before any write: a stopped run leaves the volume as it found it, so the
     # recovery kit (deploy/recovery_kit.py) can still restore it.
     for name, env in missing.items():
-        refuse_to_regenerate(name, env)
+        refuse_to_regenerate(name, env, lost)
     values: dict[str, str] = {}
     for name, (env, generate) in SECRETS.items():
         path = canonical / name
@@ -277,6 +322,8 @@ def main() -> None:
         write(ROOT / side / "pgbackrest-ca.crt", tls["pgbackrest-ca.crt"], 0o444)
         write(ROOT / side / "pgbackrest.crt", tls[f"pgbackrest-{side}.crt"], 0o444)
         write(ROOT / side / "pgbackrest.key", tls[f"pgbackrest-{side}.key"], 0o400, PGBACKREST_UID)
+    # The SMTP provider's password is the user's, not generated: only from the environment.
+    write(ROOT / "mail" / "smtp_password", os.environ.get("SMTP_PASSWORD", ""), 0o444)
     write(
         ROOT / "backup" / "pgbackrest.conf",
         f"[global]\nrepo1-cipher-pass={values['backup_cipher_pass']}\n",

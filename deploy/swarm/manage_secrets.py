@@ -44,6 +44,8 @@ GROUPS = {
         "MFA_ENCRYPTION_KEY_VERSION",
         {"mfa_encryption_key": "MFA_ENCRYPTION_KEYS"},
     ),
+    # Not generated: your provider's, from SMTP_PASSWORD (rotate it after changing it).
+    "smtp_password": ("SMTP_PASSWORD_VERSION", {"smtp_password": "SMTP_PASSWORD"}),
     "redis": (
         "REDIS_VERSION",
         {
@@ -112,6 +114,9 @@ def new_values(group: str) -> dict[str, str]:
         values["secret_key"] = os.environ.get("SECRET_KEY") or secrets.token_urlsafe(48)
         if len(values["secret_key"]) < MIN_SECRET_KEY:
             sys.exit(f"secrets: SECRET_KEY must be at least {MIN_SECRET_KEY} characters")
+    if group == "smtp_password":
+        # Swarm refuses an empty secret; the app reads a blank file as "no password".
+        values["smtp_password"] = os.environ.get("SMTP_PASSWORD") or "\n"
     if group == "redis":
         module = init_secrets_module()
         # redis.conf lists every ACL user of the compose stack. Those this stack does not run

@@ -3,8 +3,9 @@
 # Alertmanager expands no variable in its file, so the file is rendered here at each start:
 #   SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_SECURITY (none, starttls, tls), MAIL_FROM: the same
 #     mail settings as the worker's (docker-compose.yml);
-#   SMTP_PASSWORD, or SMTP_PASSWORD_FILE naming a file: reaches Alertmanager as a file
-#     (smtp_auth_password_file), never in argv, the rendered file or a log line;
+#   SMTP_PASSWORD_FILE naming a file (compose: the secrets service's; empty means none), or
+#     SMTP_PASSWORD: reaches Alertmanager as a file (smtp_auth_password_file), never in
+#     argv, its environment, the rendered file or a log line;
 #   ALERT_MAIL_TO: who gets every alert (addresses separated by commas). Empty: nobody, said
 #     in one line; Alertmanager still keeps the alerts (API, amtool) and the silences;
 #   ALERT_GROUP_WAIT, ALERT_GROUP_INTERVAL, ALERT_REPEAT_INTERVAL: grouping and repeats.
@@ -64,7 +65,10 @@ mkdir -p "$run_dir"
 password_file=""
 if [[ -n "${SMTP_PASSWORD_FILE:-}" ]]; then
 	[[ -r "$SMTP_PASSWORD_FILE" ]] || fail "SMTP_PASSWORD_FILE=$SMTP_PASSWORD_FILE cannot be read"
-	password_file="$(quote "$SMTP_PASSWORD_FILE" SMTP_PASSWORD_FILE)"
+	# Empty (compose's file when .env sets no SMTP_PASSWORD): no password, as for the worker.
+	if [[ -s "$SMTP_PASSWORD_FILE" ]]; then
+		password_file="$(quote "$SMTP_PASSWORD_FILE" SMTP_PASSWORD_FILE)"
+	fi
 elif [[ -n "${SMTP_PASSWORD:-}" ]]; then
 	(umask 077 && printf '%s' "$SMTP_PASSWORD" >"$run_dir/smtp_password")  # builtin: no argv
 	password_file="$(quote "$run_dir/smtp_password" ALERTMANAGER_RUN_DIR)"

@@ -24,7 +24,13 @@ def test_alertmanager_mails_through_the_workers_smtp_settings(compose):
     alertmanager = compose["services"]["alertmanager"]["environment"]
     for key in ("SMTP_HOST", "SMTP_PORT", "SMTP_USER", "SMTP_SECURITY", "MAIL_FROM"):
         assert alertmanager[key] == worker[key], key
-    assert alertmanager["SMTP_PASSWORD"] == worker["SMTP_PASSWORD"]
+    # The password as a file from the same volume, never as a value in the environment.
+    assert alertmanager["SMTP_PASSWORD_FILE"] == worker["SMTP_PASSWORD_FILE"]
+    assert "SMTP_PASSWORD" not in alertmanager
+    assert "SMTP_PASSWORD" not in worker
+    mount = f"secrets-mail:{Path(worker['SMTP_PASSWORD_FILE']).parent}:ro"
+    for service in ("worker", "alertmanager"):
+        assert mount in compose["services"][service]["volumes"], service
 
 
 def test_alertmanager_is_hardened_like_the_other_monitoring_services(compose):

@@ -132,3 +132,15 @@ def test_the_stack_names_the_secret_versions_manage_secrets_makes():
     made = {variable: sorted(names) for variable, names in manage.GROUPS.values()}
     made["REDIS_VERSION"] = sorted([*made["REDIS_VERSION"], "redis_conf"])
     assert {variable: sorted(names) for variable, names in targets.items()} == made
+
+
+def test_the_smtp_password_secret_is_the_users_and_never_empty(monkeypatch):
+    spec = importlib.util.spec_from_file_location("ms", ROOT / "deploy/swarm/manage_secrets.py")
+    assert spec and spec.loader
+    manage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(manage)
+    # Unset: a blank line (Swarm refuses an empty secret; the app reads it as no password).
+    monkeypatch.delenv("SMTP_PASSWORD", raising=False)
+    assert manage.new_values("smtp_password") == {"smtp_password": "\n"}
+    monkeypatch.setenv("SMTP_PASSWORD", "provider-password")
+    assert manage.new_values("smtp_password") == {"smtp_password": "provider-password"}

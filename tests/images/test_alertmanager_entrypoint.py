@@ -163,6 +163,16 @@ def test_a_mounted_password_file_is_used_where_it_is(start, tmp_path):
     assert not (started.run_dir / "smtp_password").exists()
 
 
+def test_an_empty_password_file_means_no_password(start, tmp_path):
+    # compose's secrets service writes an empty file when .env sets no SMTP_PASSWORD.
+    mounted = tmp_path / "smtp_password"
+    mounted.write_text("")
+    started = start(SMTP_USER="apikey", SMTP_PASSWORD_FILE=str(mounted), ALERT_MAIL_TO="a@b.c")
+    assert started.returncode == 0, started.stderr
+    assert started.config["global"]["smtp_auth_username"] == "apikey"
+    assert "smtp_auth_password_file" not in started.config["global"]
+
+
 def test_without_a_user_no_login_is_attempted(start):
     started = start(SMTP_PASSWORD=PASSWORD, ALERT_MAIL_TO="a@example.com")
     assert started.returncode == 0, started.stderr

@@ -95,3 +95,36 @@ def test_without_a_quota_the_cpus_it_may_run_on_count(
     (tmp_path / "cpu.max").write_text("max 100000\n")
     assert available_cpus(tmp_path) == 3
     assert available_cpus(tmp_path / "missing") == 3
+
+
+def test_the_text_access_log_has_no_query_string_and_no_mailed_token(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # docs/monitoring.md, "Never logged": a query string or a link's token may be a credential.
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    settings = load(monkeypatch, "text")
+    logger = access_logger(settings, logging.INFO)
+    headers = [("X-FORWARDED-FOR", "203.0.113.9"), ("X-REQUEST-ID", "rid-1")]
+    lines = []
+    for raw in ("/people?token=QUERY-SECRET", "/password/reset/LINK-SECRET?next=QUERY-SECRET"):
+        path, query = raw.split("?")
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "RAW_URI": raw,
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "10.0.0.2",
+        }
+        response = SimpleNamespace(status="200 OK", headers=[], response_length=2, sent=2)
+        request = SimpleNamespace(headers=headers)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger=logger.access_log.name):
+            logger.access(response, request, environ, timedelta(milliseconds=3))
+        lines += [record.getMessage() for record in caplog.records]
+    assert len(lines) == 2
+    assert '"GET /people HTTP/1.1" 200' in lines[0]
+    assert '"GET /password/reset/<token> HTTP/1.1" 200' in lines[1]
+    assert not [line for line in lines if "SECRET" in line or "?" in line]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ def run(root: Path, pgdata: Path, **env: str) -> subprocess.CompletedProcess[str
         "PATH": os.environ["PATH"],
         "SECRETS_ROOT": str(root),
         "PGDATA_SEEN": str(pgdata),
+        "BACKUP_REPO_SEEN": str(pgdata.parent / "backup-repo"),
         "APP_UID": str(os.getuid()),
         "PGBACKREST_UID": str(os.getuid()),
         **env,
@@ -142,3 +144,90 @@ def test_the_repository_passphrase_reaches_backup_alone_and_is_kept_across_runs(
         for path in (tmp_path / "s" / share).iterdir():
             assert passphrase not in path.read_text(), f"{share}/{path.name} holds it"
     assert passphrase not in again.stdout + again.stderr
+
+
+def test_the_smtp_password_reaches_the_mail_share_alone_and_is_never_generated(tmp_path):
+    unset = run(tmp_path / "s", tmp_path / "pgdata")
+    assert unset.returncode == 0, unset.stderr
+    mail = tmp_path / "s" / "mail"
+    assert (mail / "smtp_password").read_text() == ""  # the app and Alertmanager: none
+    given = run(tmp_path / "s", tmp_path / "pgdata", SMTP_PASSWORD="provider-password")
+    assert given.returncode == 0, given.stderr
+    assert sorted(p.name for p in mail.iterdir()) == ["smtp_password"]
+    assert (mail / "smtp_password").read_text() == "provider-password"
+    for share in ("web", "migrate", "db", "redis", "monitor", "housekeeping", "backup"):
+        for path in (tmp_path / "s" / share).iterdir():
+            assert "provider-password" not in path.read_text(), f"{share}/{path.name}"
+    assert "provider-password" not in given.stdout + given.stderr
+
+
+def lose_the_secrets_volume(root: Path) -> None:
+    for path in (root / "canonical").iterdir():
+        path.unlink()
+
+
+def test_a_lost_mfa_key_with_a_surviving_database_stops_with_one_clear_line(tmp_path):
+    pgdata = tmp_path / "pgdata"
+    assert run(tmp_path / "s", pgdata).returncode == 0
+    key = (tmp_path / "s" / "canonical" / "mfa_encryption_key").read_text()
+    pgdata.mkdir()
+    (pgdata / "PG_VERSION").write_text("17\n")
+    lose_the_secrets_volume(tmp_path / "s")
+
+    # The database password given back (the fix the first stop names), the key is not.
+    result = run(tmp_path / "s", pgdata, POSTGRES_PASSWORD="the-database-password")
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()
+    assert "mfa_encryption_key is missing but the database" in line
+    assert "MFA_ENCRYPTION_KEYS" in line
+    assert not (tmp_path / "s" / "canonical" / "mfa_encryption_key").exists()
+    assert (tmp_path / "s" / "web" / "mfa_encryption_key").read_text() == key  # untouched
+
+    given = run(tmp_path / "s", pgdata, POSTGRES_PASSWORD="the-database-password",
+                MFA_ENCRYPTION_KEYS=key)  # fmt: skip
+    assert given.returncode == 0, given.stderr
+
+
+def test_an_mfa_key_new_to_an_older_installation_is_generated(tmp_path):
+    # A secrets volume from before the key existed: nothing was encrypted with one yet.
+    pgdata = tmp_path / "pgdata"
+    assert run(tmp_path / "s", pgdata).returncode == 0
+    pgdata.mkdir()
+    (pgdata / "PG_VERSION").write_text("17\n")
+    (tmp_path / "s" / "canonical" / "mfa_encryption_key").unlink()
+    result = run(tmp_path / "s", pgdata)
+    assert result.returncode == 0, result.stderr
+    assert "mfa_encryption_key: generated" in result.stdout
+
+
+def test_a_lost_backup_passphrase_with_a_surviving_repository_stops_with_one_clear_line(
+    tmp_path,
+):
+    pgdata, repository = tmp_path / "pgdata", tmp_path / "backup-repo"
+    assert run(tmp_path / "s", pgdata).returncode == 0
+    passphrase = (tmp_path / "s" / "canonical" / "backup_cipher_pass").read_text()
+    conf = (tmp_path / "s" / "backup" / "pgbackrest.conf").read_text()
+    (repository / "archive" / "db").mkdir(parents=True)  # pgBackRest's layout
+    (repository / "archive" / "db" / "archive.info").write_text("encrypted")
+    (tmp_path / "s" / "canonical" / "backup_cipher_pass").unlink()
+
+    result = run(tmp_path / "s", pgdata)
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()
+    assert "backup_cipher_pass is missing but the backup repository" in line
+    assert "BACKUP_CIPHER_PASS" in line
+    assert (tmp_path / "s" / "backup" / "pgbackrest.conf").read_text() == conf  # untouched
+
+    given = run(tmp_path / "s", pgdata, BACKUP_CIPHER_PASS=passphrase)
+    assert given.returncode == 0, given.stderr
+    assert (tmp_path / "s" / "backup" / "pgbackrest.conf").read_text() == conf
+
+
+def test_every_generated_secret_that_protects_lasting_data_is_guarded():
+    # Each secret whose loss makes data unreadable stops the stack instead of being
+    # replaced; the others (passwords migrate or secrets sets again) may be regenerated.
+    spec = importlib.util.spec_from_file_location("init_secrets", INIT_SECRETS)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert set(module.GUARDED) == {"postgres_password", "mfa_encryption_key", "backup_cipher_pass"}
