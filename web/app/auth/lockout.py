@@ -93,9 +93,10 @@ def _read_entries() -> list[list[str]]:
     return [e for e in entries if isinstance(e, list) and len(e) == 2][:MAX_ACCOUNTS_PER_BROWSER]
 
 
-def recognised_nonce() -> str | None:
-    """Return this browser's device nonce for the account of the request, if it has one."""
-    tag = _account_tag(_account())
+def recognised_nonce(account: str | None = None) -> str | None:
+    """Return this browser's device nonce for `account` (a username key; default: the
+    account of the request), if it has one."""
+    tag = _account_tag(_account() if account is None else account)
     return next((nonce for account, nonce in _entries() if account == tag), None)
 
 
@@ -106,9 +107,10 @@ def browser_is_recognised() -> bool:
 
 def recognise_browser(username: str) -> None:
     """Issue (or renew) the device cookie after a successful login to `username`."""
-    tag = _account_tag(username_key(username))
+    account = username_key(username)
+    tag = _account_tag(account)
     entries = [e for e in _entries() if e[0] != tag]
-    nonce = recognised_nonce() if _account() == username_key(username) else None
+    nonce = recognised_nonce(account)  # kept: the budgets of this browser are keyed on it
     entries.insert(0, [tag, nonce or secrets.token_urlsafe(16)])
     value = _serializer().dumps(entries[:MAX_ACCOUNTS_PER_BROWSER])
     config = current_app.config

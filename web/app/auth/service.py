@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from flask import after_this_request, current_app, request, session
 from flask.wrappers import Response
-from flask_login import current_user, login_user, logout_user
+from flask_login import login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit, mail, passwords, tokens
@@ -32,10 +32,11 @@ from ..sessions import (
     end_every_session,
     end_session,
     end_sessions_of,
-    rotate_current_session,
     session_epoch,
     start_authenticated,
 )
+from .credentials import changed
+from .credentials import current_account as current_account
 from .lockout import check_passed, check_started, recognise_browser, recognised_nonce
 from .remember import remember_device, set_remember_cookie, this_device
 
@@ -43,12 +44,6 @@ from .remember import remember_device, set_remember_cookie, this_device
 def find_user(username: str) -> User | None:
     """Return the user with this username (case-insensitive), or None."""
     return db.session.scalar(User.named(username))
-
-
-def current_account() -> User:
-    """Return the signed-in user's database row (their session only knows id and username)."""
-    user = current_user._get_current_object()
-    return user if isinstance(user, User) else db.get_or_404(User, user.id)
 
 
 def find_by_email(email: str) -> User | None:
@@ -136,8 +131,7 @@ def reset_password(token: str, new: str) -> User | None:
         return None
     user, _ = found
     user.password_hash = passwords.hash_password(new)  # the link dies with the old hash
-    audit.record(user, "password_reset")
-    end_all_sessions([user])  # commits
+    changed(user, "password_reset", keep_this_browser=False)  # every session, every device
     notify(user, "password-reset-notice")
     return user
 
@@ -170,9 +164,8 @@ def confirm_email_change(token: str) -> User | None:
         return None
     user.set_email(new)
     user.email_verified_at = utcnow(current_app.config)
-    audit.record(user, "email_changed")
     try:
-        db.session.commit()
+        changed(user, "email_changed")  # this browser stays signed in if it is the user's
     except IntegrityError:  # taken at the same moment
         db.session.rollback()
         return None
@@ -221,10 +214,20 @@ def log_in(user: User, remember: bool, epoch: int, method: str = "password") -> 
     session.clear()
     login_user(user)
     mfa = method != "password"  # a factor passed, or a passkey (itself a second factor) alone
-    start_authenticated(user.id, user.username, epoch, remembered=device, method=method, mfa=mfa)
+    start_authenticated(
+        user.id,
+        user.username,
+        epoch,
+        remembered=device,
+        method=method,
+        mfa=mfa,
+        version=user.credential_version,
+    )
     if payload:
         set_remember_cookie(payload)
-    if recognised_nonce() is None:
+    # The account is the user's, not the request's: at the factor step and for a passkey the
+    # request no longer names it (the pending sign-in has just been taken).
+    if recognised_nonce(username_key(user.username)) is None:
         notify(user, "new-device-notice")
     recognise_browser(user.username)
     check_passed()
@@ -258,8 +261,7 @@ def change_password(user: User, current: str, new: str) -> bool:
     if not check_password(user, current):
         return False
     user.password_hash = passwords.hash_password(new)
-    _, epoch = end_other_sessions(user, event="password_changed")
-    rotate_current_session(epoch)
+    changed(user, "password_changed")
     notify(user, "password-changed-notice")
     check_passed()
     return True
