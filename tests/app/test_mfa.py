@@ -14,7 +14,7 @@ from app.environment import ConfigError
 from app.extensions import db
 from app.mfa import crypto
 from app.models import AuthEvent, Passkey, RecoveryCode, User
-from helpers import PASSWORD, Auth, Client, deliver, verified
+from helpers import PASSWORD, Auth, Client, deliver, enrol_totp, verified
 from webauthn_authenticator import Authenticator
 
 SESSION_COOKIE = "__Host-session"
@@ -22,17 +22,6 @@ SESSION_COOKIE = "__Host-session"
 
 def csrf(client: Client, path: str) -> str:
     return client.csrf_token(path)
-
-
-def enrol_totp(app: Any, client: Client, clock: Any) -> tuple[str, list[str]]:
-    """Enrol an authenticator app for the signed-in user; return its secret and the codes."""
-    page = client.get("/account/two-factor/app").get_data(as_text=True)
-    secret = re.search(r'<code class="secret">([A-Z2-7]+)</code>', page).group(1)  # type: ignore[union-attr]
-    code = pyotp.TOTP(secret).at(clock.now)
-    response = client.post_form("/account/two-factor/app", {"code": code})
-    assert response.status_code == 200, response.get_data(as_text=True)
-    codes = re.findall(r"<li><code>([a-z2-7-]+)</code></li>", response.get_data(as_text=True))
-    return secret, codes
 
 
 def totp_user(app: Any, client: Client, outbox: Any, clock: Any) -> tuple[str, list[str]]:
