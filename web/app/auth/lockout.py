@@ -29,7 +29,6 @@ from typing import Any, TypeVar, cast
 from flask import Response, after_this_request, current_app, g, request
 from flask_login import current_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from limits import parse_many
 
 from ..extensions import limiter
 from ..models import username_key
@@ -173,9 +172,3 @@ def failure_budgets(view: View) -> View:
         exempt_when=browser_is_recognised,
     )(strict)
     return cast(View, shared)
-
-
-def spend(limit: str, *identifiers: str) -> bool:
-    """Count one use against `limit` (Flask-Limiter syntax) for `identifiers`; False if spent."""
-    strategy = limiter.limiter
-    return all(strategy.hit(item, *identifiers) for item in parse_many(limit))

@@ -21,13 +21,13 @@ from ..config import utcnow
 from ..devices import device_label
 from ..extensions import db
 from ..models import RememberedDevice, User, token_hash
+from ..ratelimits import spend
 from ..sessions import (
     end_device_sessions,
     session_epoch,
     signed_in_identity,
     start_authenticated,
 )
-from .lockout import spend
 
 
 def _now() -> datetime:

@@ -14,6 +14,7 @@ the timing, none that checked a revoked credential keeps a session.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from flask import after_this_request, current_app, request, session
 from flask.wrappers import Response
@@ -76,27 +77,34 @@ def register(username: str, email: str, password: str) -> User | str:
     return user
 
 
-def notify(user: User, template: str, to: str | None = None, **context: object) -> None:
+def notify(user: User, template: str, to: str | None = None, **context: str) -> None:
     """Tell the user what happened, naming this device and address, at `to` (default: their
     verified address; nothing if none)."""
     address = to or user.verified_email
     if address:
-        mail.send(
-            address,
-            template,
-            username=user.username,
-            sessions_url=mail.link("account.index"),
-            device=device_label(request.user_agent.string),
-            ip=request.remote_addr,
+        values: dict[str, Any] = {
+            "username": user.username,
+            "sessions_url": mail.link("account.index"),
+            "device": device_label(request.user_agent.string),
+            "ip": request.remote_addr,
             **context,
-        )
+        }
+        mail.send(address, template, account=user.id, **values)
 
 
-def send_verification(user: User) -> None:
-    """Mail a link that verifies the user's (unverified) address."""
+def send_verification(user: User, required: bool = False) -> None:
+    """Mail a link that verifies the user's (unverified) address (`required`: past a mail
+    budget the request answers 429, see mail.py)."""
     if user.email and not user.email_verified_at:
         url = mail.link("recovery.verify_email", token=tokens.make(user, "verify"))
-        mail.send(user.email, "verify", username=user.username, url=url)
+        mail.send(
+            user.email,
+            "verify",
+            account=user.id,
+            required=required,
+            username=user.username,
+            url=url,
+        )
 
 
 def verify_email(token: str) -> User | None:
@@ -120,7 +128,8 @@ def request_password_reset(email: str) -> None:
     user = find_by_email(email)
     if user is not None and user.verified_email:
         url = mail.link("recovery.reset_password", token=tokens.make(user, "reset"))
-        mail.send(user.verified_email, "reset", username=user.username, url=url)
+        # Not `required`: a 429 here would tell that the address has an account.
+        mail.send(user.verified_email, "reset", account=user.id, username=user.username, url=url)
 
 
 def reset_password(token: str, new: str) -> User | None:
@@ -146,8 +155,16 @@ def request_email_change(user: User, password: str, new: str) -> bool | None:
         check_passed()
         return False
     url = mail.link("recovery.confirm_email", token=tokens.make(user, "email-change", new))
-    mail.send(new.strip(), "email-change", username=user.username, url=url, new=new.strip())
-    check_passed()
+    check_passed()  # (the password was right, whatever the mail budgets say next)
+    mail.send(
+        new.strip(),
+        "email-change",
+        account=user.id,
+        required=True,
+        username=user.username,
+        url=url,
+        new=new.strip(),
+    )
     return True
 
 
