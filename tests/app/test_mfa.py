@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyotp
@@ -151,6 +152,55 @@ def test_wrong_codes_end_the_pending_sign_in_and_count_against_the_account(
             db.select(AuthEvent).where(AuthEvent.event == "second_factor_failed")
         ).all()
     assert len(failed) == 4
+
+
+def test_parallel_wrong_codes_check_at_most_the_promised_number(
+    app, make_app, client, outbox, clock, redis_client
+):
+    app = make_app(RATELIMIT_ACCOUNT_ADDRESS_FAILURES="100/hour", RATELIMIT_LOGIN="100/minute")
+    client = app.test_client()
+    totp_user(app, client, outbox, clock)
+    Auth(client).logout()
+    password_step(client)
+    token = client.csrf_token("/login/verify")
+    visitor = client.cookie("__Host-visitor")
+    assert visitor
+
+    def guess(code: str) -> int:
+        browser = app.test_client()  # the same pending sign-in, another connection
+        browser.set_cookie("__Host-visitor", visitor, domain="localhost")
+        data = {"csrf_token": token, "code": code}
+        return int(browser.post("/login/verify", data=data).status_code)
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(guess, (f"{n:06d}" for n in range(30))))
+    checked = app.config["MFA_PENDING_ATTEMPTS"]
+    assert answers.count(401) == checked - 1  # the last check ends the sign-in (a redirect)
+    with app.app_context():
+        failed = db.session.scalar(
+            db.select(db.func.count())
+            .select_from(AuthEvent)
+            .where(AuthEvent.event == "second_factor_failed")
+        )
+    assert failed == checked
+    assert not redis_client.keys("user-sessions:pending:*")  # nothing recreated late
+
+
+def test_a_late_challenge_never_recreates_an_ended_pending_sign_in(
+    app, client, outbox, clock, redis_client
+):
+    totp_user(app, client, outbox, clock)
+    Auth(client).logout()
+    password_step(client)
+    with app.test_request_context():
+        from app.mfa import pending
+
+        [key] = redis_client.keys("user-sessions:pending:*")
+        found = pending.Pending(key.decode(), 1, "alice", 0, False, "/", "")
+        redis_client.delete(key)
+        pending.set_challenge(found, "late")
+        assert pending.reserve_attempt(found) == -1
+    assert not redis_client.exists(key)
 
 
 def test_the_pending_sign_in_expires(app, client, outbox, clock):

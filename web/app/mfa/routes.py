@@ -199,6 +199,10 @@ def verify() -> ResponseReturnValue:
     via_passkey = "credential" in request.form
     if (passkey_form if via_passkey else form).validate_on_submit():
         check_started()
+        left = pending.reserve_attempt(found)  # first: at most MFA_PENDING_ATTEMPTS checks
+        if left < 0:
+            flash(_("Too many wrong codes: log in again."), "error")
+            return redirect(url_for("auth.login"))
         if via_passkey:
             pending.set_challenge(found, "")  # each challenge is answered once, right or wrong
             used = passkeys.authenticate(passkey_form.credential.data, found.challenge, user.id)
@@ -209,7 +213,8 @@ def verify() -> ResponseReturnValue:
             auth_service.log_in(user, remember=found.remember, epoch=found.epoch, method=method)
             return redirect(found.next)
         service.factor_failed(user)
-        if pending.spend_attempt(found) == 0:
+        if left == 0:
+            pending.cancel()
             flash(_("Too many wrong codes: log in again."), "error")
             return redirect(url_for("auth.login"))
         form.form_errors.append(WRONG_PASSKEY if via_passkey else WRONG_CODE)
