@@ -560,3 +560,48 @@ def test_hostile_passkey_answers_are_4xx_or_refused_never_5xx(app, client, outbo
     for code in ("", "0" * 6, "٣" * 6, "x" * 64, "\x00", "1 2 3 4 5 6"):
         response = client.post("/login/verify", data={"csrf_token": token, "code": code})
         assert response.status_code in (302, 400, 401, 422, 429), code  # NUL: 400 (inputs.py)
+
+
+# ---- notices ----------------------------------------------------------------------------
+
+
+def device_nonce(app: Any, client: Client) -> str:
+    """The nonce this browser's device cookie holds for alice."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    cookie = client.cookie(app.config["DEVICE_COOKIE_NAME"])
+    serializer = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="device-cookie")
+    [[_, nonce]] = serializer.loads(cookie)
+    return str(nonce)
+
+
+def new_sign_in_notices(app: Any, outbox: Any) -> int:
+    deliver(app)
+    return sum("New sign-in" in m["Subject"] for m in outbox.to("alice@example.com"))
+
+
+def test_a_known_browser_signing_in_through_the_factor_step_is_not_new(app, client, outbox, clock):
+    secret, _ = totp_user(app, client, outbox, clock)
+    nonce = device_nonce(app, client)
+    for _ in range(2):
+        Auth(client).logout()
+        clock.advance(30)
+        password_step(client)
+        client.post_form("/login/verify", {"code": pyotp.TOTP(secret).at(clock.now)})
+        assert signed_in(client)
+    assert new_sign_in_notices(app, outbox) == 0
+    assert device_nonce(app, client) == nonce  # the same recognised browser, its budgets too
+
+
+def test_a_known_browser_signing_in_with_a_passkey_is_not_new(app, client, outbox):
+    authenticator = passkey_user(app, client, outbox)
+    deliver(app)
+    outbox.clear()
+    nonce = device_nonce(app, client)
+    Auth(client).logout()
+    assert passkey_sign_in(client, authenticator).status_code == 302 and signed_in(client)
+    assert new_sign_in_notices(app, outbox) == 0
+    assert device_nonce(app, client) == nonce
+    stranger = app.test_client()  # a browser that never signed in: told
+    assert passkey_sign_in(stranger, authenticator).status_code == 302
+    assert new_sign_in_notices(app, outbox) == 1
