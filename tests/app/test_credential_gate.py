@@ -184,3 +184,19 @@ def test_a_restored_session_cannot_turn_the_app_off_or_make_codes(app, make_clie
         "/account/two-factor/recovery-codes", {}, form_page="/account/two-factor"
     )
     assert len(re.findall(r"<li><code>", fresh.get_data(as_text=True))) == 10
+
+
+def test_removing_a_factor_ends_the_other_sessions_and_their_factor_flag(
+    app, make_client, outbox, clock
+):
+    laptop, phone = make_client(FIREFOX), make_client(SAFARI)
+    verified(app, laptop, outbox)
+    Auth(laptop).login()
+    secret, _ = enrol_totp(app, laptop, clock)
+    clock.advance(30)
+    Auth(phone).login()
+    phone.post_form("/login/verify", {"code": pyotp.TOTP(secret).at(clock.now)})
+    assert signed_in(phone)  # a session that believes the account has a factor
+    off = laptop.post_form("/account/two-factor/app/disable", {}, form_page="/account/two-factor")
+    assert off.status_code == 302 and signed_in(laptop)
+    assert not signed_in(phone)

@@ -605,3 +605,27 @@ def test_a_known_browser_signing_in_with_a_passkey_is_not_new(app, client, outbo
     stranger = app.test_client()  # a browser that never signed in: told
     assert passkey_sign_in(stranger, authenticator).status_code == 302
     assert new_sign_in_notices(app, outbox) == 1
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["\u0661\u0662\u0663\u0664\u0665\u0666", "\uff11\uff12\uff13\uff14\uff15\uff16", "12345\uff16"],
+)
+def test_codes_in_other_scripts_digits_are_form_errors_not_500s(app, client, outbox, clock, code):
+    verified(app, client, outbox)
+    Auth(client).login()
+    client.get("/account/two-factor/app")  # an enrolment under way
+    enrolling = client.post_form("/account/two-factor/app", {"code": code})
+    assert enrolling.status_code == 422 and "digits 0-9" in enrolling.get_data(as_text=True)
+    enrol_totp(app, client, clock)
+    Auth(client).logout()
+    password_step(client)
+    signing_in = client.post_form("/login/verify", {"code": code})
+    assert signing_in.status_code == 401 and "digits 0-9" in signing_in.get_data(as_text=True)
+
+
+def test_recovery_codes_carry_at_least_112_bits(app, client, outbox, clock):
+    _, codes = totp_user(app, client, outbox, clock)
+    for code in codes:
+        letters = code.replace("-", "")
+        assert len(letters) * 5 >= 112 and set(letters) <= set("abcdefghijklmnopqrstuvwxyz234567")

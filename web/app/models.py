@@ -187,7 +187,7 @@ class RememberedDevice(db.Model):  # type: ignore[name-defined,misc]
 
 
 class RecoveryCode(db.Model):  # type: ignore[name-defined,misc]
-    """One single-use recovery code of a user, stored as its SHA-256 (a code carries 80
+    """One single-use recovery code of a user, stored as its SHA-256 (a code carries 120
     random bits, so a fast hash is enough; see mfa/recovery_codes.py)."""
 
     __tablename__ = "recovery_codes"

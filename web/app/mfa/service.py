@@ -143,7 +143,7 @@ def check_code(user: User, code: str) -> str | None:
     code. Return how the user signed in ("password+totp", "password+recovery-code") or None.
     """
     digits = "".join(code.split())
-    if digits.isdigit() and len(digits) == 6:
+    if digits.isascii() and digits.isdigit() and len(digits) == 6:
         return "password+totp" if totp.use_code(user, digits) else None
     if recovery_codes.use(user, code):
         audit.record(user, "recovery_code_used")
