@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pyotp
 from app import jobs
 from flask.testing import FlaskClient
 
@@ -105,6 +106,17 @@ def deliver(app: Any) -> None:
     """Run the worker until the queue is empty (as the `worker` service would, continuously)."""
     with app.app_context():
         jobs.work(burst=True)
+
+
+def enrol_totp(app: Any, client: Client, clock: Any) -> tuple[str, list[str]]:
+    """Enrol an authenticator app for the signed-in user; return its secret and the codes."""
+    page = client.get("/account/two-factor/app").get_data(as_text=True)
+    secret = re.search(r'<code class="secret">([A-Z2-7]+)</code>', page).group(1)  # type: ignore[union-attr]
+    code = pyotp.TOTP(secret).at(clock.now)
+    response = client.post_form("/account/two-factor/app", {"code": code})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    codes = re.findall(r"<li><code>([a-z2-7-]+)</code></li>", response.get_data(as_text=True))
+    return secret, codes
 
 
 def link_in(message: Any) -> str:

@@ -30,6 +30,7 @@ def test_request_info_echoes_the_request_and_redacts_credentials(client, auth):
     assert data["cookies"]["theme"] == "dark"
     assert data["cookies"]["__Host-session"] == "[redacted]"
     assert data["cookies"]["__Host-remember"] == "[redacted]"
+    assert data["cookies"]["__Host-device"] == "[redacted]"  # a recognised browser's token
     assert client.cookie("__Host-session") not in str(data)
 
 

@@ -32,6 +32,8 @@ CORPUS = [
     "\u202eevil\u202c",  # right-to-left override
     "a\u200bb\u200d",  # zero-width space and joiner
     "\U0001f600" * 20,
+    "\u0661\u0662\u0663\u0664\u0665\u0666",  # Arabic-Indic digits: isdigit(), not ASCII
+    "\uff11\uff12\uff13\uff14\uff15\uff16",  # fullwidth digits
     "' OR 1=1 --",
     "'; DROP TABLE users; --",
     '"><script>alert(1)</script>',

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyotp
@@ -14,7 +15,7 @@ from app.environment import ConfigError
 from app.extensions import db
 from app.mfa import crypto
 from app.models import AuthEvent, Passkey, RecoveryCode, User
-from helpers import PASSWORD, Auth, Client, deliver, verified
+from helpers import PASSWORD, Auth, Client, deliver, enrol_totp, verified
 from webauthn_authenticator import Authenticator
 
 SESSION_COOKIE = "__Host-session"
@@ -22,17 +23,6 @@ SESSION_COOKIE = "__Host-session"
 
 def csrf(client: Client, path: str) -> str:
     return client.csrf_token(path)
-
-
-def enrol_totp(app: Any, client: Client, clock: Any) -> tuple[str, list[str]]:
-    """Enrol an authenticator app for the signed-in user; return its secret and the codes."""
-    page = client.get("/account/two-factor/app").get_data(as_text=True)
-    secret = re.search(r'<code class="secret">([A-Z2-7]+)</code>', page).group(1)  # type: ignore[union-attr]
-    code = pyotp.TOTP(secret).at(clock.now)
-    response = client.post_form("/account/two-factor/app", {"code": code})
-    assert response.status_code == 200, response.get_data(as_text=True)
-    codes = re.findall(r"<li><code>([a-z2-7-]+)</code></li>", response.get_data(as_text=True))
-    return secret, codes
 
 
 def totp_user(app: Any, client: Client, outbox: Any, clock: Any) -> tuple[str, list[str]]:
@@ -162,6 +152,55 @@ def test_wrong_codes_end_the_pending_sign_in_and_count_against_the_account(
             db.select(AuthEvent).where(AuthEvent.event == "second_factor_failed")
         ).all()
     assert len(failed) == 4
+
+
+def test_parallel_wrong_codes_check_at_most_the_promised_number(
+    app, make_app, client, outbox, clock, redis_client
+):
+    app = make_app(RATELIMIT_ACCOUNT_ADDRESS_FAILURES="100/hour", RATELIMIT_LOGIN="100/minute")
+    client = app.test_client()
+    totp_user(app, client, outbox, clock)
+    Auth(client).logout()
+    password_step(client)
+    token = client.csrf_token("/login/verify")
+    visitor = client.cookie("__Host-visitor")
+    assert visitor
+
+    def guess(code: str) -> int:
+        browser = app.test_client()  # the same pending sign-in, another connection
+        browser.set_cookie("__Host-visitor", visitor, domain="localhost")
+        data = {"csrf_token": token, "code": code}
+        return int(browser.post("/login/verify", data=data).status_code)
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(guess, (f"{n:06d}" for n in range(30))))
+    checked = app.config["MFA_PENDING_ATTEMPTS"]
+    assert answers.count(401) == checked - 1  # the last check ends the sign-in (a redirect)
+    with app.app_context():
+        failed = db.session.scalar(
+            db.select(db.func.count())
+            .select_from(AuthEvent)
+            .where(AuthEvent.event == "second_factor_failed")
+        )
+    assert failed == checked
+    assert not redis_client.keys("user-sessions:pending:*")  # nothing recreated late
+
+
+def test_a_late_challenge_never_recreates_an_ended_pending_sign_in(
+    app, client, outbox, clock, redis_client
+):
+    totp_user(app, client, outbox, clock)
+    Auth(client).logout()
+    password_step(client)
+    with app.test_request_context():
+        from app.mfa import pending
+
+        [key] = redis_client.keys("user-sessions:pending:*")
+        found = pending.Pending(key.decode(), 1, "alice", 0, False, "/", "")
+        redis_client.delete(key)
+        pending.set_challenge(found, "late")
+        assert pending.reserve_attempt(found) == -1
+    assert not redis_client.exists(key)
 
 
 def test_the_pending_sign_in_expires(app, client, outbox, clock):
@@ -521,3 +560,72 @@ def test_hostile_passkey_answers_are_4xx_or_refused_never_5xx(app, client, outbo
     for code in ("", "0" * 6, "٣" * 6, "x" * 64, "\x00", "1 2 3 4 5 6"):
         response = client.post("/login/verify", data={"csrf_token": token, "code": code})
         assert response.status_code in (302, 400, 401, 422, 429), code  # NUL: 400 (inputs.py)
+
+
+# ---- notices ----------------------------------------------------------------------------
+
+
+def device_nonce(app: Any, client: Client) -> str:
+    """The nonce this browser's device cookie holds for alice."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    cookie = client.cookie(app.config["DEVICE_COOKIE_NAME"])
+    serializer = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="device-cookie")
+    [[_, nonce]] = serializer.loads(cookie)
+    return str(nonce)
+
+
+def new_sign_in_notices(app: Any, outbox: Any) -> int:
+    deliver(app)
+    return sum("New sign-in" in m["Subject"] for m in outbox.to("alice@example.com"))
+
+
+def test_a_known_browser_signing_in_through_the_factor_step_is_not_new(app, client, outbox, clock):
+    secret, _ = totp_user(app, client, outbox, clock)
+    nonce = device_nonce(app, client)
+    for _ in range(2):
+        Auth(client).logout()
+        clock.advance(30)
+        password_step(client)
+        client.post_form("/login/verify", {"code": pyotp.TOTP(secret).at(clock.now)})
+        assert signed_in(client)
+    assert new_sign_in_notices(app, outbox) == 0
+    assert device_nonce(app, client) == nonce  # the same recognised browser, its budgets too
+
+
+def test_a_known_browser_signing_in_with_a_passkey_is_not_new(app, client, outbox):
+    authenticator = passkey_user(app, client, outbox)
+    deliver(app)
+    outbox.clear()
+    nonce = device_nonce(app, client)
+    Auth(client).logout()
+    assert passkey_sign_in(client, authenticator).status_code == 302 and signed_in(client)
+    assert new_sign_in_notices(app, outbox) == 0
+    assert device_nonce(app, client) == nonce
+    stranger = app.test_client()  # a browser that never signed in: told
+    assert passkey_sign_in(stranger, authenticator).status_code == 302
+    assert new_sign_in_notices(app, outbox) == 1
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["\u0661\u0662\u0663\u0664\u0665\u0666", "\uff11\uff12\uff13\uff14\uff15\uff16", "12345\uff16"],
+)
+def test_codes_in_other_scripts_digits_are_form_errors_not_500s(app, client, outbox, clock, code):
+    verified(app, client, outbox)
+    Auth(client).login()
+    client.get("/account/two-factor/app")  # an enrolment under way
+    enrolling = client.post_form("/account/two-factor/app", {"code": code})
+    assert enrolling.status_code == 422 and "digits 0-9" in enrolling.get_data(as_text=True)
+    enrol_totp(app, client, clock)
+    Auth(client).logout()
+    password_step(client)
+    signing_in = client.post_form("/login/verify", {"code": code})
+    assert signing_in.status_code == 401 and "digits 0-9" in signing_in.get_data(as_text=True)
+
+
+def test_recovery_codes_carry_at_least_112_bits(app, client, outbox, clock):
+    _, codes = totp_user(app, client, outbox, clock)
+    for code in codes:
+        letters = code.replace("-", "")
+        assert len(letters) * 5 >= 112 and set(letters) <= set("abcdefghijklmnopqrstuvwxyz234567")

@@ -26,6 +26,7 @@ def test_history_is_the_committed_sequence(app):
         "0004_remembered_devices",
         "0005_user_email",
         "0006_second_factor",
+        "0007_credential_version",
     ]
 
 

@@ -116,6 +116,28 @@ def test_a_recognised_browser_has_a_strict_budget_of_its_own(make_app):
     assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
 
 
+def test_strangers_cannot_make_the_owners_account_pages_answer_429(make_app):
+    app = make_app(
+        PROXY_FIX_HOPS=1,
+        RATELIMIT_ACCOUNT_FAILURES="3/hour",
+        RATELIMIT_ACCOUNT_ADDRESS_FAILURES="3/hour",
+    )
+    owner = client_from(app, "198.51.100.1")
+    Auth(owner).signed_in("alice")
+    for n in range(4):  # the public username is enough to spend the account's budget
+        Auth(client_from(app, f"203.0.113.{n + 1}")).login("alice", "wrong password")
+    assert Auth(client_from(app, "203.0.113.99")).login("alice").status_code == 429
+    wrong = {"current": "not my password", "password": "a new passphrase", "confirm": ""}
+    wrong["confirm"] = wrong["password"]
+    for _ in range(3):  # the owner's own session has a budget of its own...
+        assert owner.post_form("/account/password", wrong).status_code == 422
+    assert owner.post_form("/account/password", wrong).status_code == 429  # ...a thief's too
+    Auth(owner).logout()
+    assert Auth(owner).login("alice").status_code == 302  # recognised: not locked out
+    right = {**wrong, "current": PASSWORD}  # a new session: a budget of its own
+    assert owner.post_form("/account/password", right).status_code == 302
+
+
 def test_a_forged_device_cookie_is_not_recognised(make_app):
     app = make_app(PROXY_FIX_HOPS=1, RATELIMIT_ACCOUNT_FAILURES="2/hour")
     Auth(client_from(app, "198.51.100.1")).register("alice")

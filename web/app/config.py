@@ -115,6 +115,12 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SMTP_PASSWORD": value_or_file(env, "SMTP_PASSWORD"),
         "SMTP_SECURITY": text(env, "SMTP_SECURITY", "starttls"),
         "MAIL_FROM": text(env, "MAIL_FROM", "Flask stack <no-reply@localhost>"),
+        # Mail budgets, spent by every message queued (mail.py: send): per address, per
+        # account, per address and template; and the most messages the queue holds.
+        "MAIL_LIMIT_RECIPIENT": text(env, "MAIL_LIMIT_RECIPIENT", "10/hour;30/day"),
+        "MAIL_LIMIT_ACCOUNT": text(env, "MAIL_LIMIT_ACCOUNT", "20/hour;60/day"),
+        "MAIL_LIMIT_TEMPLATE": text(env, "MAIL_LIMIT_TEMPLATE", "3/hour;10/day"),
+        "MAIL_QUEUE_MAX": integer(env, "MAIL_QUEUE_MAX", 1000, minimum=1),
         # Links in mail and passkeys' origin; empty: https://<SERVER_NAME>[:HTTPS_PORT] (derive).
         # Never the request's Host.
         "SITE_URL": text(env, "SITE_URL", ""),

@@ -7,8 +7,9 @@ failed-job registry, the dead-letter list, until an operator retries it
 (`flask jobs retry --all`, `make jobs`). The worker stops after its current job on SIGTERM.
 
 Settings: JOBS_REDIS_URL (the `jobs` Redis user: `rq:*` keys only), JOBS_RETRY_INTERVALS,
-JOBS_FAILED_TTL, JOBS_HEARTBEAT_PATH (touched at every heartbeat the worker gives Redis, at
-least every 7 minutes: the container's health check reads its age).
+JOBS_FAILED_TTL, MAIL_QUEUE_MAX (the queue's bound), JOBS_HEARTBEAT_PATH (touched at every
+heartbeat the worker gives Redis, at least every 7 minutes: the container's health check
+reads its age).
 """
 
 from __future__ import annotations
@@ -41,19 +42,26 @@ def queue() -> Queue:
     return Queue(QUEUE, connection=connection)
 
 
-def enqueue(function: Callable[..., Any], *args: Any, description: str) -> None:
-    """Run `function(*args)` in the worker, retried on failure, dead-lettered at the end.
+def enqueue(function: Callable[..., Any], *args: Any, description: str) -> bool:
+    """Run `function(*args)` in the worker, retried on failure, dead-lettered at the end;
+    False (and nothing queued) if MAIL_QUEUE_MAX jobs wait already.
 
     `description` names the job in logs and `flask jobs status`; the arguments never appear
-    there (they may hold a link's token)."""
+    there (they may hold a link's token). A finished job is deleted at once (result_ttl=0):
+    Redis keeps what waits and what failed, nothing that is done."""
+    waiting = queue()
+    if waiting.count >= current_app.config["MAIL_QUEUE_MAX"]:
+        return False
     intervals = current_app.config["JOBS_RETRY_INTERVALS"]
-    queue().enqueue(
+    waiting.enqueue(
         function,
         *args,
         description=description,
         retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
         failure_ttl=current_app.config["JOBS_FAILED_TTL"],
+        result_ttl=0,
     )
+    return True
 
 
 def failed() -> FailedJobRegistry:

@@ -8,7 +8,8 @@ costs the same whether or not a message follows. Links are made in the request f
 SITE_URL, never from the request's Host.
 
 Settings: SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_PASSWORD(_FILE), SMTP_SECURITY (starttls, tls
-or none), MAIL_FROM, SITE_URL, SITE_NAME.
+or none), MAIL_FROM, SITE_URL, SITE_NAME; the budgets MAIL_LIMIT_RECIPIENT, MAIL_LIMIT_ACCOUNT,
+MAIL_LIMIT_TEMPLATE and the queue's bound MAIL_QUEUE_MAX (`send`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,15 @@ from typing import Any
 
 from flask import current_app, render_template, url_for
 from flask_babel import force_locale, get_locale
+from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
 
 from . import jobs
+from .models import email_key
+from .ratelimits import spend_each
 
 SUBJECT = "Subject: "
+TOO_MANY = "Too many messages to this address or account: please try again later."
+QUEUE_FULL = "Our mail service is busy: please try again in a few minutes."
 
 
 def link(endpoint: str, **values: Any) -> str:
@@ -48,12 +54,36 @@ def render(to: str, template: str, **context: Any) -> EmailMessage:
     return message
 
 
-def send(to: str, template: str, **context: Any) -> None:
+def send(
+    to: str, template: str, *, account: int | None = None, required: bool = False, **context: Any
+) -> bool:
     """Have the worker render `template` for `to` in this request's language and send it.
 
+    Every message spends one unit of three budgets (MAIL_LIMIT_RECIPIENT per address,
+    MAIL_LIMIT_ACCOUNT per `account` it is about, MAIL_LIMIT_TEMPLATE per address and
+    template), and the queue holds at most MAIL_QUEUE_MAX messages. Past either, nothing is
+    queued: a notice is dropped (False, and a warning in the log); a message that is the
+    point of the request (`required`) answers it 429 (a budget) or 503 (the queue full).
     `context` holds plain values (strings, numbers): the job carries them, not objects."""
+    config, recipient = current_app.config, email_key(to)
+    budgets = [
+        (config["MAIL_LIMIT_RECIPIENT"], ("mail-recipient", recipient)),
+        (config["MAIL_LIMIT_TEMPLATE"], ("mail-template", template, recipient)),
+    ]
+    if account is not None:
+        budgets.append((config["MAIL_LIMIT_ACCOUNT"], ("mail-account", str(account))))
+    if not spend_each(budgets):
+        current_app.logger.warning("mail: %s not sent, past a mail budget", template)
+        if required:
+            raise TooManyRequests(TOO_MANY, retry_after=3600)
+        return False
     language = str(get_locale() or "en")
-    jobs.enqueue(deliver, to, template, language, context, description=f"mail: {template}")
+    if not jobs.enqueue(deliver, to, template, language, context, description=f"mail: {template}"):
+        current_app.logger.warning("mail: %s not sent, the queue is full", template)
+        if required:
+            raise ServiceUnavailable(QUEUE_FULL, retry_after=300)
+        return False
+    return True
 
 
 def deliver(to: str, template: str, language: str, context: dict[str, Any]) -> None:

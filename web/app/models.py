@@ -75,6 +75,10 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     totp_secret: Mapped[str | None] = mapped_column(sa.String(TOTP_CIPHERTEXT_MAX), deferred=True)
     totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
     totp_enabled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # The credential version (auth/credentials.py): bumped in the same transaction as every
+    # change of the password, a factor or the address. Sessions and remembered devices record
+    # the version they were verified with; step-up and remember-me accept only the current one.
+    credential_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
     people: Mapped[list[Person]] = relationship(
         back_populates="owner", cascade="all, delete-orphan", passive_deletes=True
@@ -171,6 +175,9 @@ class RememberedDevice(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    # The user's credential version when this device was remembered (or renewed): a device
+    # remembered before a credential change restores nobody.
+    credential_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
     user: Mapped[User] = relationship(back_populates="devices")
 
@@ -180,7 +187,7 @@ class RememberedDevice(db.Model):  # type: ignore[name-defined,misc]
 
 
 class RecoveryCode(db.Model):  # type: ignore[name-defined,misc]
-    """One single-use recovery code of a user, stored as its SHA-256 (a code carries 80
+    """One single-use recovery code of a user, stored as its SHA-256 (a code carries 120
     random bits, so a fast hash is enough; see mfa/recovery_codes.py)."""
 
     __tablename__ = "recovery_codes"

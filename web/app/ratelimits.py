@@ -12,6 +12,7 @@ stays: it writes the X-RateLimit headers and makes the conditional deductions
 from __future__ import annotations
 
 from flask import Flask
+from limits import parse_many
 
 from .extensions import limiter
 
@@ -27,3 +28,19 @@ def init_app(app: Flask) -> None:
         return
     hooks = app.before_request_funcs.get(None, [])
     hooks[:] = [hook for hook in hooks if getattr(hook, "__self__", None) is not limiter]
+
+
+def spend(limit: str, *identifiers: str) -> bool:
+    """Count one use against `limit` (Flask-Limiter syntax) for `identifiers`; False if spent."""
+    strategy = limiter.limiter
+    return all(strategy.hit(item, *identifiers) for item in parse_many(limit))
+
+
+def spend_each(budgets: list[tuple[str, tuple[str, ...]]]) -> bool:
+    """Take one unit of every (limit, identifiers) budget if none is spent; else take none
+    and return False."""
+    strategy = limiter.limiter
+    items = [(item, ids) for limit, ids in budgets for item in parse_many(limit)]
+    if not all(strategy.test(item, *ids) for item, ids in items):
+        return False
+    return all([strategy.hit(item, *ids) for item, ids in items])  # (a list: hit every one)

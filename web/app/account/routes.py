@@ -1,5 +1,6 @@
 """The account area: live sessions, remembered devices, recent activity, password change,
-deletion. Password checks here count against the account's failure budgets (lockout.py)."""
+deletion. Every change here is behind the credential gate (auth/credentials.py); password
+checks here count against the account's failure budgets (lockout.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from flask_login import current_user, login_required
 
 from .. import audit, reads
 from ..auth import service
+from ..auth.credentials import credential_change
 from ..auth.lockout import failure_budgets
 from ..auth.remember import this_device
 from ..config import utcnow
 from ..extensions import limiter
-from ..mfa.stepup import step_up_required
 from ..sessions import current_sid, list_sessions, session_handle
 from .forms import DeleteAccountForm, EmailChangeForm, EndSessionForm, PasswordChangeForm
 
@@ -67,6 +68,7 @@ def index() -> ResponseReturnValue:
 
 
 @bp.post("/sessions/<handle>/end")
+@credential_change(back="account.index")
 def end_one(handle: str) -> ResponseReturnValue:
     """End one of the user's sessions (ending this one logs out here)."""
     if handle == session_handle(current_sid() or ""):
@@ -78,6 +80,7 @@ def end_one(handle: str) -> ResponseReturnValue:
 
 
 @bp.post("/devices/<int:device_id>/forget")
+@credential_change(back="account.index")
 def forget_device(device_id: int) -> ResponseReturnValue:
     """Forget a remembered device: its remember-me cookie stops working, its sessions end."""
     if not service.forget_device(current_user, device_id):
@@ -87,6 +90,7 @@ def forget_device(device_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/sessions/end-others")
+@credential_change(back="account.index")
 def end_others() -> ResponseReturnValue:
     """End every other session and every remember-me cookie; this one stays."""
     ended, _ = service.end_other_sessions(service.current_account())
@@ -97,7 +101,7 @@ def end_others() -> ResponseReturnValue:
 
 
 @bp.route("/password", methods=["GET", "POST"])
-@step_up_required
+@credential_change()
 @limiter.limit(password_limit, methods=["POST"])
 @failure_budgets
 def password() -> ResponseReturnValue:
@@ -114,7 +118,7 @@ def password() -> ResponseReturnValue:
 
 
 @bp.route("/email", methods=["GET", "POST"])
-@step_up_required
+@credential_change()
 @limiter.limit(password_limit, methods=["POST"])
 @failure_budgets
 def email() -> ResponseReturnValue:
@@ -135,7 +139,7 @@ def email() -> ResponseReturnValue:
 
 
 @bp.route("/delete", methods=["GET", "POST"])
-@step_up_required
+@credential_change()
 @limiter.limit(password_limit, methods=["POST"])
 @failure_budgets
 def delete() -> ResponseReturnValue:

@@ -6,14 +6,16 @@ by a hash and a random nonce, valid DEVICE_COOKIE_DAYS). Budgets of failures (Fl
 shared by /login, /account/password and /account/delete; a check counts as failed unless it
 completed successfully, so one that ends in an error counts too):
 
-- strict, per account *and* client address, or per device cookie for a recognised browser
-  (RATELIMIT_ACCOUNT_ADDRESS_FAILURES, default 5 per 5 minutes and 20 per hour): one address,
-  or one stolen device cookie, guesses at most 20 passwords an hour on an account; the owner
-  who mistypes waits minutes;
+- strict, per account *and* client address, or per device cookie for a recognised browser,
+  or on the account pages per signed-in session (per remembered device for the sessions it
+  restores) (RATELIMIT_ACCOUNT_ADDRESS_FAILURES, default 5 per 5 minutes and 20 per hour):
+  one address, one stolen device cookie or one stolen session guesses at most 20 passwords
+  an hour on an account; the owner who mistypes waits minutes;
 - per account, whatever the address (RATELIMIT_ACCOUNT_FAILURES, default 10 per 15 minutes,
   30 per hour, 100 per day): many addresses together guess at most 100 a day. A recognised
-  browser is exempt, so a guessing campaign, or clients sharing one address with the
-  attacker, cannot lock the owner out from a browser they signed in with before.
+  browser is exempt, and so are the account pages, so a guessing campaign, or clients
+  sharing one address with the attacker, cannot lock the owner out from a browser they
+  signed in with before, nor out of their own account pages.
 
 Past its budget a client is told to slow down (429 with Retry-After), never told whether the
 password was right.
@@ -29,10 +31,10 @@ from typing import Any, TypeVar, cast
 from flask import Response, after_this_request, current_app, g, request
 from flask_login import current_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from limits import parse_many
 
 from ..extensions import limiter
 from ..models import username_key
+from ..sessions import current_sid, session_handle, signed_in_identity
 
 MAX_ACCOUNTS_PER_BROWSER = 5  # accounts one device cookie recognises (newest kept)
 PENDING, PASSED = "pending", "passed"
@@ -93,9 +95,10 @@ def _read_entries() -> list[list[str]]:
     return [e for e in entries if isinstance(e, list) and len(e) == 2][:MAX_ACCOUNTS_PER_BROWSER]
 
 
-def recognised_nonce() -> str | None:
-    """Return this browser's device nonce for the account of the request, if it has one."""
-    tag = _account_tag(_account())
+def recognised_nonce(account: str | None = None) -> str | None:
+    """Return this browser's device nonce for `account` (a username key; default: the
+    account of the request), if it has one."""
+    tag = _account_tag(_account() if account is None else account)
     return next((nonce for account, nonce in _entries() if account == tag), None)
 
 
@@ -106,9 +109,10 @@ def browser_is_recognised() -> bool:
 
 def recognise_browser(username: str) -> None:
     """Issue (or renew) the device cookie after a successful login to `username`."""
-    tag = _account_tag(username_key(username))
+    account = username_key(username)
+    tag = _account_tag(account)
     entries = [e for e in _entries() if e[0] != tag]
-    nonce = recognised_nonce() if _account() == username_key(username) else None
+    nonce = recognised_nonce(account)  # kept: the budgets of this browser are keyed on it
     entries.insert(0, [tag, nonce or secrets.token_urlsafe(16)])
     value = _serializer().dumps(entries[:MAX_ACCOUNTS_PER_BROWSER])
     config = current_app.config
@@ -133,9 +137,22 @@ def account_key() -> str:
 
 
 def strict_key() -> str:
-    """Rate-limit key for failures per recognised browser, else per account and address."""
+    """Rate-limit key for failures per recognised browser, else per account and address; on
+    the account pages, per guesser: the signed-in session, or its remembered device."""
+    if request.blueprint == "account":
+        identity = signed_in_identity() or {}
+        if identity.get("remembered"):  # every session it restores shares one budget
+            return f"remembered:{identity['remembered']}"
+        return f"session:{session_handle(current_sid() or '')}"
     nonce = recognised_nonce() if request.blueprint in ("auth", "mfa") else None
     return f"device:{nonce}" if nonce else f"account:{_account()}@{request.remote_addr}"
+
+
+def exempt_from_account_budget() -> bool:
+    """A recognised browser at sign-in, and a signed-in session on the account pages (its
+    own budget bounds it), do not use the per-account budget: strangers who spend it by
+    guessing at /login lock neither the owner's browser nor the owner's account pages."""
+    return request.blueprint == "account" or browser_is_recognised()
 
 
 def check_started() -> None:
@@ -168,12 +185,6 @@ def failure_budgets(view: View) -> View:
         key_func=account_key,
         methods=["POST"],
         deduct_when=check_failed,
-        exempt_when=browser_is_recognised,
+        exempt_when=exempt_from_account_budget,
     )(strict)
     return cast(View, shared)
-
-
-def spend(limit: str, *identifiers: str) -> bool:
-    """Count one use against `limit` (Flask-Limiter syntax) for `identifiers`; False if spent."""
-    strategy = limiter.limiter
-    return all(strategy.hit(item, *identifiers) for item in parse_many(limit))

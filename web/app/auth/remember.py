@@ -21,13 +21,13 @@ from ..config import utcnow
 from ..devices import device_label
 from ..extensions import db
 from ..models import RememberedDevice, User, token_hash
+from ..ratelimits import spend
 from ..sessions import (
     end_device_sessions,
     session_epoch,
     signed_in_identity,
     start_authenticated,
 )
-from .lockout import spend
 
 
 def _now() -> datetime:
@@ -45,10 +45,19 @@ def remember_device(user: User) -> tuple[int, str]:
         created_at=_now(),
         last_used_at=_now(),
         expires_at=_now() + timedelta(days=current_app.config["REMEMBER_COOKIE_DAYS"]),
+        credential_version=user.credential_version,
     )
     user.devices.append(device)
     db.session.flush()  # its id goes into the cookie
     return device.id, f"{user.id}:{device.id}.{token}"
+
+
+def renew_device(device: RememberedDevice, version: int) -> str:
+    """Give a remembered device a new token and the user's new credential version (the caller
+    commits); return the payload of its new cookie. Copies of the old cookie stop working."""
+    token = secrets.token_urlsafe(32)
+    device.token_hash, device.credential_version = token_hash(token), version
+    return f"{device.user_id}:{device.id}.{token}"
 
 
 def set_remember_cookie(payload: str) -> None:
@@ -91,6 +100,9 @@ def restore(user_id: int, rest: str) -> User | None:
         or device.user_id != user_id
         or not device.matches(token)
         or device.expires_at <= _now()
+        # Remembered before a credential change (whose revocation deletes such rows too:
+        # this is the floor under it).
+        or device.credential_version != device.user.credential_version
     ):
         _forget_cookie()
         return None
@@ -108,6 +120,7 @@ def restore(user_id: int, rest: str) -> User | None:
         user.username,
         epoch,
         remembered=device.id,
+        version=device.credential_version,
         method="remember-me",  # the device signed in with every factor when it was remembered
         mfa=user.has_second_factor(),
     )

@@ -11,8 +11,8 @@ from flask_login import current_user, login_required
 
 from ..extensions import limiter
 from ..mfa import pending
-from ..mfa.stepup import is_fresh
 from . import service
+from .credentials import is_fresh
 from .forms import LoginForm, LogoutForm, RegisterForm
 from .lockout import check_passed, failure_budgets
 

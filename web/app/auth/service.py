@@ -14,10 +14,11 @@ the timing, none that checked a revoked credential keeps a session.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from flask import after_this_request, current_app, request, session
 from flask.wrappers import Response
-from flask_login import current_user, login_user, logout_user
+from flask_login import login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit, mail, passwords, tokens
@@ -32,10 +33,11 @@ from ..sessions import (
     end_every_session,
     end_session,
     end_sessions_of,
-    rotate_current_session,
     session_epoch,
     start_authenticated,
 )
+from .credentials import changed
+from .credentials import current_account as current_account
 from .lockout import check_passed, check_started, recognise_browser, recognised_nonce
 from .remember import remember_device, set_remember_cookie, this_device
 
@@ -43,12 +45,6 @@ from .remember import remember_device, set_remember_cookie, this_device
 def find_user(username: str) -> User | None:
     """Return the user with this username (case-insensitive), or None."""
     return db.session.scalar(User.named(username))
-
-
-def current_account() -> User:
-    """Return the signed-in user's database row (their session only knows id and username)."""
-    user = current_user._get_current_object()
-    return user if isinstance(user, User) else db.get_or_404(User, user.id)
 
 
 def find_by_email(email: str) -> User | None:
@@ -81,27 +77,34 @@ def register(username: str, email: str, password: str) -> User | str:
     return user
 
 
-def notify(user: User, template: str, to: str | None = None, **context: object) -> None:
+def notify(user: User, template: str, to: str | None = None, **context: str) -> None:
     """Tell the user what happened, naming this device and address, at `to` (default: their
     verified address; nothing if none)."""
     address = to or user.verified_email
     if address:
-        mail.send(
-            address,
-            template,
-            username=user.username,
-            sessions_url=mail.link("account.index"),
-            device=device_label(request.user_agent.string),
-            ip=request.remote_addr,
+        values: dict[str, Any] = {
+            "username": user.username,
+            "sessions_url": mail.link("account.index"),
+            "device": device_label(request.user_agent.string),
+            "ip": request.remote_addr,
             **context,
-        )
+        }
+        mail.send(address, template, account=user.id, **values)
 
 
-def send_verification(user: User) -> None:
-    """Mail a link that verifies the user's (unverified) address."""
+def send_verification(user: User, required: bool = False) -> None:
+    """Mail a link that verifies the user's (unverified) address (`required`: past a mail
+    budget the request answers 429, see mail.py)."""
     if user.email and not user.email_verified_at:
         url = mail.link("recovery.verify_email", token=tokens.make(user, "verify"))
-        mail.send(user.email, "verify", username=user.username, url=url)
+        mail.send(
+            user.email,
+            "verify",
+            account=user.id,
+            required=required,
+            username=user.username,
+            url=url,
+        )
 
 
 def verify_email(token: str) -> User | None:
@@ -125,7 +128,8 @@ def request_password_reset(email: str) -> None:
     user = find_by_email(email)
     if user is not None and user.verified_email:
         url = mail.link("recovery.reset_password", token=tokens.make(user, "reset"))
-        mail.send(user.verified_email, "reset", username=user.username, url=url)
+        # Not `required`: a 429 here would tell that the address has an account.
+        mail.send(user.verified_email, "reset", account=user.id, username=user.username, url=url)
 
 
 def reset_password(token: str, new: str) -> User | None:
@@ -136,8 +140,7 @@ def reset_password(token: str, new: str) -> User | None:
         return None
     user, _ = found
     user.password_hash = passwords.hash_password(new)  # the link dies with the old hash
-    audit.record(user, "password_reset")
-    end_all_sessions([user])  # commits
+    changed(user, "password_reset", keep_this_browser=False)  # every session, every device
     notify(user, "password-reset-notice")
     return user
 
@@ -152,8 +155,16 @@ def request_email_change(user: User, password: str, new: str) -> bool | None:
         check_passed()
         return False
     url = mail.link("recovery.confirm_email", token=tokens.make(user, "email-change", new))
-    mail.send(new.strip(), "email-change", username=user.username, url=url, new=new.strip())
-    check_passed()
+    check_passed()  # (the password was right, whatever the mail budgets say next)
+    mail.send(
+        new.strip(),
+        "email-change",
+        account=user.id,
+        required=True,
+        username=user.username,
+        url=url,
+        new=new.strip(),
+    )
     return True
 
 
@@ -170,9 +181,8 @@ def confirm_email_change(token: str) -> User | None:
         return None
     user.set_email(new)
     user.email_verified_at = utcnow(current_app.config)
-    audit.record(user, "email_changed")
     try:
-        db.session.commit()
+        changed(user, "email_changed")  # this browser stays signed in if it is the user's
     except IntegrityError:  # taken at the same moment
         db.session.rollback()
         return None
@@ -221,10 +231,20 @@ def log_in(user: User, remember: bool, epoch: int, method: str = "password") -> 
     session.clear()
     login_user(user)
     mfa = method != "password"  # a factor passed, or a passkey (itself a second factor) alone
-    start_authenticated(user.id, user.username, epoch, remembered=device, method=method, mfa=mfa)
+    start_authenticated(
+        user.id,
+        user.username,
+        epoch,
+        remembered=device,
+        method=method,
+        mfa=mfa,
+        version=user.credential_version,
+    )
     if payload:
         set_remember_cookie(payload)
-    if recognised_nonce() is None:
+    # The account is the user's, not the request's: at the factor step and for a passkey the
+    # request no longer names it (the pending sign-in has just been taken).
+    if recognised_nonce(username_key(user.username)) is None:
         notify(user, "new-device-notice")
     recognise_browser(user.username)
     check_passed()
@@ -258,8 +278,7 @@ def change_password(user: User, current: str, new: str) -> bool:
     if not check_password(user, current):
         return False
     user.password_hash = passwords.hash_password(new)
-    _, epoch = end_other_sessions(user, event="password_changed")
-    rotate_current_session(epoch)
+    changed(user, "password_changed")
     notify(user, "password-changed-notice")
     check_passed()
     return True

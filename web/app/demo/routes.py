@@ -41,6 +41,7 @@ def request_info() -> ResponseReturnValue:
         current_app.config["SESSION_COOKIE_NAME"],
         current_app.config["REMEMBER_COOKIE_NAME"],
         current_app.config["SESSION_ANONYMOUS_COOKIE_NAME"],  # holds the CSRF secret
+        current_app.config["DEVICE_COOKIE_NAME"],  # a recognised browser's own budgets
     }
     cookies = {k: REDACTED if k in secret_cookies else v for k, v in request.cookies.items()}
     return jsonify(

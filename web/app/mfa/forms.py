@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, Length, Regexp
 
 from ..models import PASSKEY_NAME_MAX
+
+# The one grammar of a typed code, ASCII only: an authenticator's six digits or a recovery
+# code's letters and digits, with spaces and dashes as the user likes. (Other scripts'
+# digits, fullwidth forms and the like are a form error, never a code.)
+CODE_GRAMMAR = r"^[A-Za-z0-9 -]+\Z"
 
 
 class CodeForm(FlaskForm):
@@ -14,7 +19,11 @@ class CodeForm(FlaskForm):
 
     code = StringField(
         "Code",
-        validators=[DataRequired(), Length(max=64)],
+        validators=[
+            DataRequired(),
+            Length(max=64),
+            Regexp(CODE_GRAMMAR, message="Type the code with the digits 0-9 and letters a-z."),
+        ],
         render_kw={"autocomplete": "one-time-code", "inputmode": "text", "autofocus": True},
     )
     submit = SubmitField("Verify")

@@ -4,8 +4,9 @@ The password step stores who is signing in (and the session epoch it read, the r
 choice, where to go next) in Redis under a random token, for MFA_PENDING_SECONDS, and puts
 only the token in the visitor's signed cookie. Nothing signed-in exists yet: every page that
 needs a login still redirects to it. The factor step finishes it exactly once (the request
-whose DEL removed it wins a race) and each wrong code spends one of MFA_PENDING_ATTEMPTS
-(besides the account's failure budgets); the last one ends the pending sign-in.
+whose DEL removed it wins a race) and each attempt first takes one of MFA_PENDING_ATTEMPTS
+(atomically, before the factor is checked; besides the account's failure budgets); a wrong
+answer on the last one ends the pending sign-in.
 """
 
 from __future__ import annotations
@@ -100,16 +101,37 @@ def _load() -> Pending | None:
     )
 
 
+# Both write only into a pending sign-in that still exists: a late request never recreates
+# one (without its TTL) after it was taken, cancelled or expired.
+_SET_CHALLENGE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HSET', KEYS[1], 'challenge', ARGV[1]) + 1
+"""
+# Take one attempt before the factor is checked: the key exists and is under its cap.
+# Returns how many attempts are left after this one, or -1 (none: nothing may be checked).
+_RESERVE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local used = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if used > tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  return -1
+end
+return tonumber(ARGV[1]) - used
+"""
+
+
 def set_challenge(pending: Pending, challenge: str) -> None:
-    """Remember the passkey challenge offered to this pending sign-in."""
-    _client().hset(pending.key, "challenge", challenge)
+    """Remember the passkey challenge offered to this pending sign-in (if it still exists)."""
+    _client().register_script(_SET_CHALLENGE)(keys=[pending.key], args=[challenge])
 
 
-def spend_attempt(pending: Pending) -> int:
-    """Count a wrong factor; return how many attempts are left (0: the sign-in has ended)."""
-    used: int = _client().hincrby(pending.key, "attempts", 1)  # type: ignore[assignment]
-    left = max(0, current_app.config["MFA_PENDING_ATTEMPTS"] - used)
-    if left == 0:
+def reserve_attempt(pending: Pending) -> int:
+    """Take one of MFA_PENDING_ATTEMPTS *before* checking a factor, in one atomic step (so
+    however many requests race, at most that many factors are checked); return how many are
+    left after it, or -1 if none was (the sign-in has ended)."""
+    cap = current_app.config["MFA_PENDING_ATTEMPTS"]
+    left = int(_client().register_script(_RESERVE)(keys=[pending.key], args=[cap]))
+    if left < 0:
         cancel()
     return left
 

@@ -21,13 +21,13 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from ..auth import service as auth_service
+from ..auth.credentials import credential_change
 from ..auth.lockout import account_source, check_started, failure_budgets
 from ..extensions import db, limiter
 from ..models import User
 from ..sessions import session_epoch, signed_in_identity
 from . import passkeys, pending, service, totp
 from .forms import CodeForm, ConfirmForm, PasskeyAssertionForm, PasskeyRegistrationForm
-from .stepup import step_up_required
 
 bp = Blueprint("mfa", __name__)
 
@@ -83,13 +83,10 @@ def index() -> ResponseReturnValue:
 
 
 @bp.route("/account/two-factor/app", methods=["GET", "POST"])
-@login_required
+@credential_change(back="mfa.index", verified=True)
 def enrol_totp() -> ResponseReturnValue:
     """Enrol an authenticator app: scan the code (or type the key), confirm with one code."""
     user = _account()
-    if not user.verified_email:
-        flash(_("Verify your email address first: notices about your factors go there."), "info")
-        return redirect(url_for("mfa.index"))
     if user.totp_enabled_at is not None:
         return redirect(url_for("mfa.index"))
     form = CodeForm()
@@ -114,7 +111,7 @@ def _show_codes(codes: list[str]) -> ResponseReturnValue:
 
 
 @bp.post("/account/two-factor/app/disable")
-@step_up_required
+@credential_change(back="mfa.index")
 def disable_totp() -> ResponseReturnValue:
     """Turn the authenticator app off."""
     if not ConfirmForm().validate_on_submit():
@@ -125,7 +122,7 @@ def disable_totp() -> ResponseReturnValue:
 
 
 @bp.post("/account/two-factor/recovery-codes")
-@step_up_required
+@credential_change(back="mfa.index")
 def regenerate_codes() -> ResponseReturnValue:
     """Make a new set of recovery codes; the old set stops working."""
     if not ConfirmForm().validate_on_submit():
@@ -137,7 +134,7 @@ def regenerate_codes() -> ResponseReturnValue:
 
 
 @bp.post("/account/passkeys/options")
-@login_required
+@credential_change(back="mfa.index", verified=True)
 def passkey_registration_options() -> ResponseReturnValue:
     """Options for navigator.credentials.create (JSON); the challenge stays in the session."""
     user = _account()
@@ -147,7 +144,7 @@ def passkey_registration_options() -> ResponseReturnValue:
 
 
 @bp.post("/account/passkeys")
-@login_required
+@credential_change(back="mfa.index", verified=True)
 def add_passkey() -> ResponseReturnValue:
     """Register the passkey the browser created."""
     user = _account()
@@ -166,7 +163,7 @@ def add_passkey() -> ResponseReturnValue:
 
 
 @bp.post("/account/passkeys/<int:passkey_id>/remove")
-@step_up_required
+@credential_change(back="mfa.index")
 def remove_passkey(passkey_id: int) -> ResponseReturnValue:
     """Remove a passkey."""
     if not ConfirmForm().validate_on_submit():
@@ -202,6 +199,10 @@ def verify() -> ResponseReturnValue:
     via_passkey = "credential" in request.form
     if (passkey_form if via_passkey else form).validate_on_submit():
         check_started()
+        left = pending.reserve_attempt(found)  # first: at most MFA_PENDING_ATTEMPTS checks
+        if left < 0:
+            flash(_("Too many wrong codes: log in again."), "error")
+            return redirect(url_for("auth.login"))
         if via_passkey:
             pending.set_challenge(found, "")  # each challenge is answered once, right or wrong
             used = passkeys.authenticate(passkey_form.credential.data, found.challenge, user.id)
@@ -212,7 +213,8 @@ def verify() -> ResponseReturnValue:
             auth_service.log_in(user, remember=found.remember, epoch=found.epoch, method=method)
             return redirect(found.next)
         service.factor_failed(user)
-        if pending.spend_attempt(found) == 0:
+        if left == 0:
+            pending.cancel()
             flash(_("Too many wrong codes: log in again."), "error")
             return redirect(url_for("auth.login"))
         form.form_errors.append(WRONG_PASSKEY if via_passkey else WRONG_CODE)

@@ -14,6 +14,7 @@ from flask import current_app, session
 
 from .. import audit
 from ..auth import service as auth_service
+from ..auth.credentials import changed
 from ..config import utcnow
 from ..extensions import db
 from ..models import Passkey, RecoveryCode, User
@@ -85,8 +86,7 @@ def confirm_totp(user: User, code: str) -> list[str] | None:
     user.totp_last_step = step
     user.totp_enabled_at = utcnow(current_app.config)
     codes = recovery_codes.regenerate(user) if first or not recovery_codes.remaining(user) else []
-    audit.record(user, "totp_enabled")
-    db.session.commit()
+    changed(user, "totp_enabled")  # commits; a session from before the factor ends
     session.pop(ENROLMENT_KEY, None)
     update_identity(mfa=True)
     notice(user, "totp_enabled")
@@ -115,8 +115,7 @@ def _after_removal(user: User, event: str) -> None:
     left = user.has_second_factor()
     if not left:
         db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-    audit.record(user, event)
-    db.session.commit()
+    changed(user, event)  # commits; the other sessions (and their factor flag) end
     update_identity(mfa=left)
     notice(user, event)
 
@@ -125,8 +124,7 @@ def passkey_added(user: User, first: bool) -> list[str]:
     """Record a passkey just registered (commits); return new recovery codes if it is the
     account's first factor, else an empty list."""
     codes = recovery_codes.regenerate(user) if first else []
-    audit.record(user, "passkey_added")
-    db.session.commit()
+    changed(user, "passkey_added")  # commits
     update_identity(mfa=True)
     notice(user, "passkey_added")
     return codes
@@ -135,8 +133,7 @@ def passkey_added(user: User, first: bool) -> list[str]:
 def regenerate_recovery_codes(user: User) -> list[str]:
     """Replace the user's recovery codes (the old ones stop working); return the new ones."""
     codes = recovery_codes.regenerate(user)
-    audit.record(user, "recovery_codes_regenerated")
-    db.session.commit()
+    changed(user, "recovery_codes_regenerated")  # commits
     notice(user, "recovery_codes_regenerated")
     return codes
 
@@ -146,7 +143,7 @@ def check_code(user: User, code: str) -> str | None:
     code. Return how the user signed in ("password+totp", "password+recovery-code") or None.
     """
     digits = "".join(code.split())
-    if digits.isdigit() and len(digits) == 6:
+    if digits.isascii() and digits.isdigit() and len(digits) == 6:
         return "password+totp" if totp.use_code(user, digits) else None
     if recovery_codes.use(user, code):
         audit.record(user, "recovery_code_used")
@@ -168,9 +165,7 @@ def reset(user: User) -> int:
     user.clear_totp()
     db.session.execute(db.delete(Passkey).where(Passkey.user_id == user.id))
     db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-    audit.record(user, "factors_reset")
-    db.session.commit()
-    ended = auth_service.end_all_sessions([user])
+    ended = changed(user, "factors_reset", keep_this_browser=False)  # commits, then revokes
     notice(user, "factors_reset")
     return ended
 

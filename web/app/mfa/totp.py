@@ -40,7 +40,7 @@ def qr_svg(uri: str) -> str:
 def matching_step(secret: str, code: str) -> int | None:
     """Return the time step `code` belongs to (now, or one step either side), else None."""
     code = "".join(code.split())
-    if len(code) != 6 or not code.isdigit():
+    if len(code) != 6 or not (code.isascii() and code.isdigit()):
         return None
     totp = pyotp.TOTP(secret)
     current = totp.timecode(int(now(current_app.config)))  # type: ignore[arg-type]

@@ -74,7 +74,7 @@ def resend_verification() -> ResponseReturnValue:
     """Mail the verification link again."""
     form = ConfirmForm()
     if form.validate_on_submit():
-        service.send_verification(service.current_account())
+        service.send_verification(service.current_account(), required=True)
         flash(_("A verification link is on its way."), "success")
     return redirect(url_for("account.index"))
 

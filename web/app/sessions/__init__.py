@@ -99,6 +99,7 @@ def start_authenticated(
     remembered: int | None = None,
     method: str = "password",
     mfa: bool = False,
+    version: int = 0,
 ) -> None:
     """Sign the current session in under a fresh id (no fixation), created as the request ends.
 
@@ -106,7 +107,8 @@ def start_authenticated(
     revocation happened since, the session is not created. `remembered` is the id of the
     remembered device this session belongs to, if any. `method` says how the user signed in
     (the sessions page shows it); a remember-me restore is no sign-in, so its session is not
-    fresh for a step-up (mfa/stepup.py). `mfa`: the account has a second factor.
+    fresh for a step-up (auth/credentials.py). `mfa`: the account has a second factor.
+    `version`: the user's credential version the sign-in checked (step-up needs the current).
     """
     current = _current()
     at = now(current_app.config)
@@ -120,6 +122,7 @@ def start_authenticated(
         "method": method,
         "verified_at": 0 if method == "remember-me" else at,
         "mfa": mfa,
+        "cv": version,
     }
     current[SEEN] = at
     current.epoch = epoch

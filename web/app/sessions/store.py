@@ -37,7 +37,7 @@ from ..config import now
 from ..metrics import SESSION_STORE_ERRORS
 
 # Set at login: {"uid", "username", "started", "ip", "device", "remembered", "method",
-# "verified_at", "mfa"} (sessions/__init__.py, start_authenticated).
+# "verified_at", "mfa", "cv"} (sessions/__init__.py, start_authenticated).
 AUTH = "_auth"
 SEEN = "_seen"  # when the session was last touched, for the idle timeout
 INDEX_PREFIX = "user-sessions:"

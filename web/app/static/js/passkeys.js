@@ -17,6 +17,12 @@
       credentials: "same-origin",
       headers: { "X-CSRFToken": form.elements.csrf_token.value },
     });
+    if (response.redirected) {
+      // Adding a passkey is a credential change: an older sign-in (or a remembered one) is
+      // sent to sign in again, and comes back to this page.
+      window.location.assign(response.url);
+      return new Promise(function () {});
+    }
     if (!response.ok) throw new Error("options: " + response.status);
     return response.json();
   }
