@@ -144,20 +144,37 @@ up: ## Build and start the stack; returns once every service is healthy
 	$(COMPOSE) up -d --build --wait
 
 .PHONY: down
-down: ## Stop and remove the containers (volumes, i.e. data and secrets, are kept)
-	$(COMPOSE) down
+down: ## Stop and remove the containers (volumes, i.e. data and secrets, are kept); HOST=...: on the host
+	$(REMOTE) down
 
 .PHONY: logs
-logs: ## Follow the logs (SERVICE=web for one service)
-	$(COMPOSE) logs -f --tail=100 $(SERVICE)
+logs: ## Follow the logs (SERVICE=web for one service; HOST=...: the host's)
+	$(REMOTE) logs $(SERVICE)
 
 .PHONY: ps
 ps: ## Show the containers, their health and the published ports
 	$(COMPOSE) ps -a
 
+# HOST=ssh://user@host (on the command line, or HOST= in .env) points deploy, rollback,
+# status, logs, shell and down at a host of yours (deploy/remote.py, docs/deploying.md);
+# without it they act on this machine. A shell's own $$HOST is never taken for it.
+REMOTE := DEPLOY_HOST="$(if $(filter command line,$(origin HOST)),$(HOST))" COMPOSE="$(COMPOSE)" python3 deploy/remote.py
+
 .PHONY: deploy
-deploy: ## Build, migrate, then replace the web replicas one by one (no failed request)
-	deploy/rollout.sh
+deploy: ## Build, migrate, then replace the web replicas one by one (no failed request); HOST=ssh://user@host: to that host
+	$(REMOTE) deploy
+
+.PHONY: rollback
+rollback: ## Return the host to its previous release (HOST=ssh://user@host)
+	$(REMOTE) rollback
+
+.PHONY: preflight
+preflight: ## Check a host before deploying: SSH, Docker, compose, disk, ports, clock, DNS (HOST=...)
+	$(REMOTE) preflight
+
+.PHONY: status
+status: ## The host's release, its containers and last deploys (HOST=...; without: make ps)
+	$(REMOTE) status
 
 .PHONY: migrate
 migrate: ## Apply the database migrations (the one-shot migrate service)
@@ -178,8 +195,8 @@ downgrade: ## Revert migrations (default: the last one; REV=<revision> for anoth
 	$(COMPOSE) run --rm migrate flask db downgrade -- "$(REV)"
 
 .PHONY: shell
-shell: ## Open a flask shell inside the running web container
-	$(COMPOSE) exec web flask shell
+shell: ## Open a flask shell inside the running web container (HOST=...: on the host)
+	$(REMOTE) shell
 
 # USER must come from the command line: the shell's own $$USER must never pick an account.
 who = $(if $(ALL),--all,$(if $(filter command line,$(origin USER)),--user "$(USER)",$(error give USER=<username> or ALL=1)))
