@@ -70,7 +70,7 @@ $(BIN)/amtool: | $(STAMP)
 
 .PHONY: test
 test: $(STAMP) $(BIN)/promtool $(BIN)/amtool $(KUBECTL_BIN) $(CHECKOV_STAMP) ## Run the unit and integration tests (throwaway PostgreSQL and Redis; no Docker)
-	KUBECTL="$(abspath $(KUBECTL_BIN))" CHECKOV="$(abspath $(CHECKOV))" $(BIN)/pytest --ignore=tests/e2e --ignore=tests/swarm --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+	KUBECTL="$(abspath $(KUBECTL_BIN))" CHECKOV="$(abspath $(CHECKOV))" $(BIN)/pytest --ignore=tests/e2e --ignore=tests/swarm --ignore=tests/host --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: $(STAMP) ## Lint, check formatting and type-check the app package; shellcheck every shell script
@@ -273,6 +273,10 @@ load: ## Load a dump over the database and end every session: make load FILE=bac
 .PHONY: e2e
 e2e: $(STAMP) ## Run the end-to-end tests against a throwaway copy of the real stack
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+.PHONY: host-e2e
+host-e2e: $(STAMP) ## End-to-end tests of make deploy HOST=... against a throwaway second host (SSH + its own Docker)
+	$(BIN)/pytest tests/host $(PYTEST_ARGS)
 
 # ---- Docker Swarm (deploy/swarm/, docs/deploy-swarm.md) -------------------------------
 # `docker stack deploy` reads no .env: these targets read it as compose does (the shell's
