@@ -70,7 +70,7 @@ $(BIN)/amtool: | $(STAMP)
 
 .PHONY: test
 test: $(STAMP) $(BIN)/promtool $(BIN)/amtool $(KUBECTL_BIN) $(CHECKOV_STAMP) ## Run the unit and integration tests (throwaway PostgreSQL and Redis; no Docker)
-	KUBECTL="$(abspath $(KUBECTL_BIN))" CHECKOV="$(abspath $(CHECKOV))" $(BIN)/pytest --ignore=tests/e2e --ignore=tests/swarm --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+	KUBECTL="$(abspath $(KUBECTL_BIN))" CHECKOV="$(abspath $(CHECKOV))" $(BIN)/pytest --ignore=tests/e2e --ignore=tests/swarm --ignore=tests/host --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: $(STAMP) ## Lint, check formatting and type-check the app package; shellcheck every shell script
@@ -146,20 +146,37 @@ up: ## Build and start the stack; returns once every service is healthy
 	$(COMPOSE) up -d --build --wait
 
 .PHONY: down
-down: ## Stop and remove the containers (volumes, i.e. data and secrets, are kept)
-	$(COMPOSE) down
+down: ## Stop and remove the containers (volumes, i.e. data and secrets, are kept); HOST=...: on the host
+	$(REMOTE) down
 
 .PHONY: logs
-logs: ## Follow the logs (SERVICE=web for one service)
-	$(COMPOSE) logs -f --tail=100 $(SERVICE)
+logs: ## Follow the logs (SERVICE=web for one service; HOST=...: the host's)
+	$(REMOTE) logs $(SERVICE)
 
 .PHONY: ps
 ps: ## Show the containers, their health and the published ports
 	$(COMPOSE) ps -a
 
+# HOST=ssh://user@host (on the command line, or HOST= in .env) points deploy, rollback,
+# status, logs, shell and down at a host of yours (deploy/remote.py, docs/deploying.md);
+# without it they act on this machine. A shell's own $$HOST is never taken for it.
+REMOTE := DEPLOY_HOST="$(if $(filter command line,$(origin HOST)),$(HOST))" COMPOSE="$(COMPOSE)" python3 deploy/remote.py
+
 .PHONY: deploy
-deploy: ## Build, migrate, then replace the web replicas one by one (no failed request)
-	deploy/rollout.sh
+deploy: ## Build, migrate, then replace the web replicas one by one (no failed request); HOST=ssh://user@host: to that host
+	$(REMOTE) deploy
+
+.PHONY: rollback
+rollback: ## Return the host to its previous release (HOST=ssh://user@host)
+	$(REMOTE) rollback
+
+.PHONY: preflight
+preflight: ## Check a host before deploying: SSH, Docker, compose, disk, ports, clock, DNS (HOST=...)
+	$(REMOTE) preflight
+
+.PHONY: status
+status: ## The host's release, its containers and last deploys (HOST=...; without: make ps)
+	$(REMOTE) status
 
 .PHONY: migrate
 migrate: ## Apply the database migrations (the one-shot migrate service)
@@ -180,8 +197,8 @@ downgrade: ## Revert migrations (default: the last one; REV=<revision> for anoth
 	$(COMPOSE) run --rm migrate flask db downgrade -- "$(REV)"
 
 .PHONY: shell
-shell: ## Open a flask shell inside the running web container
-	$(COMPOSE) exec web flask shell
+shell: ## Open a flask shell inside the running web container (HOST=...: on the host)
+	$(REMOTE) shell
 
 # USER must come from the command line: the shell's own $$USER must never pick an account.
 who = $(if $(ALL),--all,$(if $(filter command line,$(origin USER)),--user "$(USER)",$(error give USER=<username> or ALL=1)))
@@ -275,6 +292,10 @@ load: ## Load a dump over the database and end every session: make load FILE=bac
 .PHONY: e2e
 e2e: $(STAMP) ## Run the end-to-end tests against a throwaway copy of the real stack
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+.PHONY: host-e2e
+host-e2e: $(STAMP) ## End-to-end tests of make deploy HOST=... against a throwaway second host (SSH + its own Docker)
+	$(BIN)/pytest tests/host $(PYTEST_ARGS)
 
 # ---- Docker Swarm (deploy/swarm/, docs/deploy-swarm.md) -------------------------------
 # `docker stack deploy` reads no .env: these targets read it as compose does (the shell's

@@ -7,8 +7,10 @@
 # one). If the new image does not become ready, it is removed and no old replica is touched.
 #
 # Settings (environment): COMPOSE (the compose command, with -p/-f as needed),
-# DEPLOY_BUILD=no (deploy the already-built $WEB_IMAGE), DEPLOY_READY_TIMEOUT (s, 120),
-# DEPLOY_SETTLE (s, 10: nginx's fail_timeout, nginx/upstream.conf).
+# DEPLOY_BUILD=no (deploy the already-built $WEB_IMAGE), DEPLOY_MIGRATE=no (a rollback: the
+# schema stays where it is, expand/contract), DEPLOY_READY_TIMEOUT (s, 120), DEPLOY_SETTLE
+# (s, 10: nginx's fail_timeout, nginx/upstream.conf). DOCKER_HOST may name another engine:
+# deploy/remote.py (`make deploy HOST=...`) runs this same rollout on a remote host.
 set -Eeuo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -45,13 +47,15 @@ if [ "${DEPLOY_BUILD:-yes}" != no ]; then
 	"${compose[@]}" build web
 fi
 
-log "running the migrations"
-"${compose[@]}" run --rm migrate || die "the migrations failed: no replica was replaced"
-# The migrate container of the last `up` holds the old image. Remove it: the replicas below
-# start after one of the new image (by now a no-op upgrade). They are started with their
-# dependencies, not --no-deps, which would give them another config hash, so that the next
-# `docker compose up` would recreate every replica and nginx.
-"${compose[@]}" rm -fs migrate
+if [ "${DEPLOY_MIGRATE:-yes}" != no ]; then
+	log "running the migrations"
+	"${compose[@]}" run --rm migrate || die "the migrations failed: no replica was replaced"
+	# The migrate container of the last `up` holds the old image. Remove it: the replicas
+	# below start after one of the new image (by now a no-op upgrade). They are started with
+	# their dependencies, not --no-deps, which would give them another config hash, so that
+	# the next `docker compose up` would recreate every replica and nginx.
+	"${compose[@]}" rm -fs migrate
+fi
 
 mapfile -t old < <(running_web)
 total=${#old[@]}
