@@ -126,12 +126,8 @@ def email() -> ResponseReturnValue:
     form = EmailChangeForm()
     if form.validate_on_submit():
         user = service.current_account()
-        sent = service.request_email_change(user, form.password.data, form.email.data)
-        if sent is None:
+        if not service.request_email_change(user, form.password.data, form.email.data):
             form.password.errors.append("That is not your password.")
-            return render_template("account/email.html", form=form), 422
-        if not sent:
-            form.email.errors.append("That address belongs to another account.")
             return render_template("account/email.html", form=form), 422
         flash(_("A confirmation link is on its way to the new address."), "success")
         return redirect(url_for("account.index"))

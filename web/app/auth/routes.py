@@ -20,7 +20,6 @@ bp = Blueprint("auth", __name__)
 
 INVALID_LOGIN = "Invalid username or password."
 TAKEN = "That username is taken."
-EMAIL_TAKEN = "That email address belongs to another account."
 
 
 def safe_next(target: str | None) -> str | None:
@@ -40,15 +39,12 @@ def register() -> ResponseReturnValue:
     form = RegisterForm()
     if form.validate_on_submit():
         created = service.register(form.username.data, form.email.data, form.password.data)
-        if not isinstance(created, str):
+        if created != "username":  # a taken address is not said: its owner is mailed instead
             flash(
                 _("Your account is ready: a link to verify your address is on its way."), "success"
             )
             return redirect(url_for("auth.login"))
-        if created == "email":
-            form.email.errors.append(EMAIL_TAKEN)
-        else:
-            form.username.errors.append(TAKEN)
+        form.username.errors.append(TAKEN)
     return render_template("auth/register.html", form=form), 422 if form.errors else 200
 
 

@@ -54,10 +54,16 @@ def find_by_email(email: str) -> User | None:
 
 def register(username: str, email: str, password: str) -> User | str:
     """Create an account and mail a verification link; else return which field is taken,
-    "username" or "email" (also when two register them at once)."""
+    "username" or "email" (also when two register them at once).
+
+    A taken address is not said: its owner is mailed instead (`address_in_use`), after the
+    same bcrypt work a new account costs, and the page answers as for a new account."""
     if find_user(username) is not None:
         return "username"
-    if find_by_email(email) is not None:
+    owner = find_by_email(email)
+    if owner is not None:
+        passwords.hash_password(password)  # the same work either way
+        address_in_use(owner)
         return "email"
     user = User(
         username=username,
@@ -90,6 +96,20 @@ def notify(user: User, template: str, to: str | None = None, **context: str) -> 
             **context,
         }
         mail.send(address, template, account=user.id, **values)
+
+
+def address_in_use(owner: User, required: bool = False) -> None:
+    """Tell the owner of an address that someone asked to use it for another account: the
+    page that asked answers as if it were free, so it tells nobody."""
+    assert owner.email
+    mail.send(
+        owner.email,
+        "address-in-use",
+        account=owner.id,
+        required=required,
+        username=owner.username,
+        url=mail.link("recovery.forgot_password"),
+    )
 
 
 def send_verification(user: User, required: bool = False) -> None:
@@ -145,15 +165,16 @@ def reset_password(token: str, new: str) -> User | None:
     return user
 
 
-def request_email_change(user: User, password: str, new: str) -> bool | None:
-    """Mail a confirmation link to `new` if the password is right; False if the address is
-    another account's, None if the password is wrong."""
+def request_email_change(user: User, password: str, new: str) -> bool:
+    """Mail a confirmation link to `new` if the password is right (or, if the address is
+    another account's, tell it so: the answer is the same); False if the password is wrong."""
     if not check_password(user, password):
-        return None
+        return False
     taken = find_by_email(new)
     if taken is not None and taken.id != user.id:
         check_passed()
-        return False
+        address_in_use(taken, required=True)  # the same answer as a free address
+        return True
     url = mail.link("recovery.confirm_email", token=tokens.make(user, "email-change", new))
     check_passed()  # (the password was right, whatever the mail budgets say next)
     mail.send(
