@@ -5,6 +5,8 @@ tests/host runs the whole deploy against a real second host."""
 
 from __future__ import annotations
 
+import gzip
+import io
 from datetime import UTC, datetime
 
 import compose_env
@@ -307,3 +309,31 @@ def test_versions_are_read_from_any_version_string() -> None:
     assert preflight.version("v2.26.1-4") == (2, 26, 1)
     assert preflight.version("26.1.5+dfsg1") == (26, 1, 5)
     assert preflight.version("nothing") == ()
+
+
+def test_a_layer_counts_as_on_the_host_only_on_top_of_the_same_layers() -> None:
+    chains = remote.layer_chains([["a", "b", "c"], ["a", "x"]])
+    assert chains == {("a",), ("a", "b"), ("a", "b", "c"), ("a", "x")}
+    manifest = [
+        (["l1/layer.tar", "l2/layer.tar", "l3/layer.tar"], ["a", "b", "new"]),
+        (["l1/layer.tar", "l4/layer.tar"], ["a", "y"]),
+        # "b" on top of "z" is not the host's "b" on top of "a": it travels.
+        (["l5/layer.tar", "l6/layer.tar"], ["z", "b"]),
+    ]
+    assert remote.layers_to_skip(manifest, chains) == {"l1/layer.tar", "l2/layer.tar"}
+    assert remote.layers_to_skip(manifest, set()) == set()
+
+
+def test_a_layer_file_shared_by_two_images_travels_if_either_needs_it() -> None:
+    manifest = [(["l1", "l2"], ["a", "b"]), (["l9", "l2"], ["q", "b"])]
+    assert remote.layers_to_skip(manifest, {("a",), ("a", "b")}) == {"l1"}
+
+
+def test_the_gzip_sink_counts_what_it_sends_and_gunzips_back() -> None:
+    out = io.BytesIO()
+    out.close = lambda: None  # type: ignore[method-assign]  # keep it readable
+    sink = remote.GzipSink(out)
+    sink.write(b"layer " * 1000)
+    sink.close()
+    assert sink.written == len(out.getvalue()) < 6000
+    assert gzip.decompress(out.getvalue()) == b"layer " * 1000

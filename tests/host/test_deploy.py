@@ -78,7 +78,8 @@ def test_first_deploy_serves_https_and_an_account_signs_in(
     text = output(deploy)
     assert "first deploy to this host; settings:" in text
     assert "+ WEB_CONCURRENCY='2'" in text
-    print(f"FIGURE first deploy: {took:.0f} s, {shipped_bytes(text)} bytes shipped")
+    FIRST["shipped"] = str(shipped_bytes(text))
+    print(f"FIGURE first deploy: {took:.0f} s, {FIRST['shipped']} bytes shipped")
     release = host.current_release()
     assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{12}(-dirty)?", release), release
     # The release folder: compose's files and the settings (owner-only), usable in place.
@@ -111,7 +112,7 @@ def test_the_same_deploy_again_changes_nothing_and_says_so(host: Host) -> None:
         env_file.write(f"HOST={host.url}\n")
     deploy = host.make("deploy")
     assert deploy.returncode == 0
-    assert "nothing to change: testhost already runs release" in deploy.stdout
+    assert "nothing to change: deploy@testhost already runs release" in deploy.stdout
     assert "shipping" not in deploy.stdout
     assert host.sh("docker ps -q | sort") == containers
     assert host.current_release() == FIRST["release"]
@@ -123,22 +124,21 @@ def test_an_update_under_signed_in_traffic_loses_no_request(host: Host) -> None:
     version = {"APP_VERSION": f"e2e-{time.time_ns()}"}  # a new web image (another label)
     with Traffic(host.http) as tally:
         started = time.monotonic()
-        first = host.popen("deploy", f"HOST={host.url}", env=version)
-        assert first.stdout
-        lines = []
-        for line in first.stdout:
-            lines.append(line)
-            if "holding the host's deploy lock" in line:
-                break
-        # A second deploy while the first holds the lock: refused, naming the holder.
-        second = host.make("deploy", f"HOST={host.url}", env=version)
-        rest = first.stdout.read()
-        first.wait()
+        with host.popen("deploy", f"HOST={host.url}", env=version) as first:
+            assert first.stdout
+            lines = []
+            for line in first.stdout:
+                lines.append(line)
+                if "holding the host's deploy lock" in line:
+                    break
+            # A second deploy while the first holds the lock: refused, naming the holder.
+            second = host.make("deploy", f"HOST={host.url}", env=version)
+            rest = first.stdout.read()
         took = time.monotonic() - started
     text = "".join(lines) + rest
     print(text[-3000:])
     assert second.returncode != 0
-    assert "testhost is being deployed by" in second.stderr
+    assert "deploy@testhost is being deployed by" in second.stderr
     assert "commit" in second.stderr and "refused" in second.stderr
     assert first.returncode == 0, text[-3000:]
     assert "replacing 1 replica(s) one by one" in text
@@ -147,6 +147,8 @@ def test_an_update_under_signed_in_traffic_loses_no_request(host: Host) -> None:
     summary = tally.summary("deploy HOST= update")
     print(f"FIGURE update: {took:.0f} s, {shipped_bytes(text)} bytes shipped; {summary}")
     assert sum(tally.failures.values()) == 0, summary
+    # Only what changed travelled: the new web image without the layers the host holds.
+    assert shipped_bytes(text) < int(FIRST["shipped"]) / 20
     assert host.image_of("web") != FIRST["web_image"]
     assert host.current_release() != FIRST["release"]
     assert {s: host.started_at(s) for s in backends} == backends, "db, redis or nginx restarted"
