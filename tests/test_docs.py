@@ -108,6 +108,11 @@ def other_target_defaults() -> dict[str, set[str]]:
     for path in (ROOT / "deploy/swarm/stack.yml", ROOT / "deploy/targets.yml"):
         for name, default in re.findall(r"\$\{([A-Z][A-Z0-9_]*):-([^}]*)\}", path.read_text()):
             found.setdefault(name, set()).add(default)
+    # A fixed value Kubernetes sets instead of compose's (PROXY_FIX_TRUSTED: nginx-peers).
+    kubernetes = yaml.safe_load((ROOT / "deploy/targets.yml").read_text())["kubernetes"]
+    for name, value in kubernetes["environment"].items():
+        if isinstance(value, str) and "${" not in value:
+            found.setdefault(name, set()).add(value)
     return found
 
 
