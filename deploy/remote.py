@@ -17,8 +17,9 @@ The host needs SSH, Docker Engine with the compose plugin, and a POSIX shell: no
 there but `docker`, `tar`, `flock`, `df`, `cat`, `ln`. One SSH connection (a control master)
 carries everything; Docker's socket is forwarded over it, so compose and rollout.sh run here
 with DOCKER_HOST pointing at the host's engine, with the release's own files. No registry:
-images go `docker save | gzip | ssh | docker load`, only those whose ID the host lacks, each
-pinned in the release by a tag made of its ID (an unchanged image keeps its name, so compose
+images go `docker save | gzip | ssh | docker load`, only those whose ID the host lacks and
+without the layers it holds (`docker load` takes those from its store), each pinned in the
+release by a tag made of its ID (an unchanged image keeps its name, so compose
 recreates nothing for it). Secrets are never made here: the stack's `secrets` service
 generates them on the host, into volumes; only the operator's settings travel (.env, mode
 0600 on the host).
