@@ -265,7 +265,8 @@ def layers_to_skip(
 
     `manifest` pairs each image's layer paths with its diff IDs (same order). A path shared
     by several images is left out only if none of them needs it."""
-    skip, need = set(), set()
+    skip: set[str] = set()
+    need: set[str] = set()
     for paths, diff_ids in manifest:
         for i, path in enumerate(paths):
             (skip if tuple(diff_ids[: i + 1]) in host else need).add(path)
