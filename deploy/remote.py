@@ -17,8 +17,9 @@ The host needs SSH, Docker Engine with the compose plugin, and a POSIX shell: no
 there but `docker`, `tar`, `flock`, `df`, `cat`, `ln`. One SSH connection (a control master)
 carries everything; Docker's socket is forwarded over it, so compose and rollout.sh run here
 with DOCKER_HOST pointing at the host's engine, with the release's own files. No registry:
-images go `docker save | gzip | ssh | docker load`, only those whose ID the host lacks, each
-pinned in the release by a tag made of its ID (an unchanged image keeps its name, so compose
+images go `docker save | gzip | ssh | docker load`, only those whose ID the host lacks and
+without the layers it holds (`docker load` takes those from its store), each pinned in the
+release by a tag made of its ID (an unchanged image keeps its name, so compose
 recreates nothing for it). Secrets are never made here: the stack's `secrets` service
 generates them on the host, into volumes; only the operator's settings travel (.env, mode
 0600 on the host).
@@ -264,7 +265,8 @@ def layers_to_skip(
 
     `manifest` pairs each image's layer paths with its diff IDs (same order). A path shared
     by several images is left out only if none of them needs it."""
-    skip, need = set(), set()
+    skip: set[str] = set()
+    need: set[str] = set()
     for paths, diff_ids in manifest:
         for i, path in enumerate(paths):
             (skip if tuple(diff_ids[: i + 1]) in host else need).add(path)
@@ -582,27 +584,39 @@ class Deploy:
         """`docker save` the images here, then send them without the layers the host holds
         (`docker load` takes a layer it has from its own store) through gzip and SSH."""
         started = time.monotonic()
-        saved = self.conn.workdir / "images.tar"
-        self.local("docker", "save", "-o", str(saved), *refs)
-        raw = saved.stat().st_size
         host_layers = self.host_layers()
         load = self.conn.popen(
             "gunzip | docker load", stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         assert load.stdin
         sink = GzipSink(load.stdin)
-        with tarfile.open(saved) as source, tarfile.open(fileobj=sink, mode="w|") as out:
-            skip = layers_to_skip(read_manifest(source), host_layers)
-            for member in source:
-                if member.name in skip:
-                    continue
-                out.addfile(member, source.extractfile(member) if member.isfile() else None)
+        skip: set[str] = set()
+        if not host_layers:  # a fresh host: nothing to leave out, no copy on disk
+            with subprocess.Popen(
+                ["docker", "save", *refs], env=self.environ, stdout=subprocess.PIPE
+            ) as save:
+                assert save.stdout
+                raw = 0
+                while chunk := save.stdout.read(1 << 20):
+                    raw += len(chunk)
+                    sink.write(chunk)
+            if save.returncode != 0:
+                raise DeployError("docker save failed")
+        else:  # the archive's manifest says which files are which layers: save it first
+            saved = self.conn.workdir / "images.tar"
+            self.local("docker", "save", "-o", str(saved), *refs)
+            raw = saved.stat().st_size
+            with tarfile.open(saved) as source, tarfile.open(fileobj=sink, mode="w|") as out:
+                skip = layers_to_skip(read_manifest(source), host_layers)
+                for member in source:
+                    if member.name not in skip:
+                        out.addfile(member, source.extractfile(member) if member.isfile() else None)
+            saved.unlink()
         sink.close()
         self.shipped_bytes += sink.written
         loaded = load.stdout.read().decode() if load.stdout else ""
         if load.wait() != 0:
             raise DeployError(f"shipping the images failed: {preflight.last_line(loaded)}")
-        saved.unlink()
         mb = 1024 * 1024
         log(
             f"shipped {raw / mb:.0f} MB of images as {sink.written / mb:.1f} MB "

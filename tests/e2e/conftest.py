@@ -127,7 +127,13 @@ class Stack:
         return subprocess.run(
             ["make", *args],
             cwd=ROOT,
-            env={**self.env, "COMPOSE": " ".join(self.compose_command()), **(env or {})},
+            # ENV_FILE: the targets that read .env themselves (deploy) read none either.
+            env={
+                **self.env,
+                "COMPOSE": " ".join(self.compose_command()),
+                "ENV_FILE": str(self.tmp / "empty.env"),
+                **(env or {}),
+            },
             capture_output=True,
             text=True,
             timeout=600,
