@@ -22,7 +22,12 @@ MAX_AGE_SETTINGS = {
     "verify": "EMAIL_VERIFY_MAX_AGE",
     "email-change": "EMAIL_VERIFY_MAX_AGE",
     "reset": "PASSWORD_RESET_MAX_AGE",
+    "undo-passkey": "UNDO_LINK_MAX_AGE",
 }
+# Purposes whose link survives other changes of the account (a thief who added a passkey
+# could otherwise kill its undo link by changing the password): bound to the user and the
+# thing to undo only, and used once because undoing removes that thing.
+STATE_FREE = {"undo-passkey"}
 
 
 def _serializer(purpose: str) -> URLSafeSerializer:
@@ -31,6 +36,8 @@ def _serializer(purpose: str) -> URLSafeSerializer:
 
 def _state(user: User, purpose: str, address: str) -> str:
     """Return a digest of what the token may change: when it changes, the token dies."""
+    if purpose in STATE_FREE:
+        return hashlib.sha256(f"{purpose}\x1f{user.id}\x1f{address}".encode()).hexdigest()[:32]
     verified = user.email_verified_at.isoformat() if user.email_verified_at else ""
     parts = [purpose, str(user.id), user.password_hash, user.email or "", verified, address]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
