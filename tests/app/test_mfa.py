@@ -629,3 +629,32 @@ def test_recovery_codes_carry_at_least_112_bits(app, client, outbox, clock):
     for code in codes:
         letters = code.replace("-", "")
         assert len(letters) * 5 >= 112 and set(letters) <= set("abcdefghijklmnopqrstuvwxyz234567")
+
+
+def test_the_passkey_added_notice_undoes_it_once_and_ends_every_session(
+    app, client, make_client, outbox
+):
+    passkey_user(app, client, outbox)  # (as if a thief had added it from this browser)
+    thief = client
+    deliver(app)
+    [notice] = [m for m in outbox.to("alice@example.com") if "protection" in m["Subject"]]
+    undo = link_in_text(notice, "/undo/passkey/")
+    owner = make_client()  # the owner, signed out, from the mailbox
+    assert owner.get(undo).status_code == 200  # a page with a button: scanners change nothing
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(Passkey)) == 1
+    response = owner.post_form(undo, {})
+    assert response.status_code == 302 and response.location.endswith("/login")
+    assert not signed_in(thief)  # every session ended
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(Passkey)) == 0
+        assert db.session.scalar(db.select(db.func.count()).select_from(RecoveryCode)) == 0
+    assert owner.post_form(undo, {}).status_code == 400  # it works once
+
+
+def link_in_text(message: Any, prefix: str) -> str:
+    """Return the path of the link starting with `prefix` in a message's text."""
+    text = message.get_body(("plain",)).get_content()
+    match = re.search(r"https://localhost(" + re.escape(prefix) + r"\S+)", text)
+    assert match, text
+    return match.group(1)

@@ -158,9 +158,29 @@ def test_changing_the_address_needs_the_password_a_link_and_tells_the_old_one(ap
         assert user.email == "new@example.com" and user.email_verified_at is not None
     assert client.post_form(path, {}).status_code == 400  # once
     deliver(app)
-    [notice] = outbox.to("alice@example.com")
-    assert "email address was changed" in notice["Subject"]
-    assert "new@example.com" in notice.get_body(("plain",)).get_content()
+    requested, done = outbox.to("alice@example.com")  # told before, and after
+    assert "about to change" in requested["Subject"] and "/email/cancel/" in link_in(requested)
+    assert "email address was changed" in done["Subject"]
+    assert "new@example.com" in done.get_body(("plain",)).get_content()
+
+
+def test_the_old_address_can_stop_an_address_change_and_end_every_session(
+    app, client, make_client, outbox
+):
+    verified(app, client, outbox)
+    Auth(client).login("alice", remember=True)  # (as if a thief had asked from here)
+    client.post_form("/account/email", {"email": "thief@example.com", "password": PASSWORD})
+    deliver(app)
+    [requested] = [m for m in outbox.to("alice@example.com") if "about to" in m["Subject"]]
+    [confirm] = outbox.to("thief@example.com")
+    owner = make_client()
+    cancel = link_in(requested)
+    assert owner.get(cancel).status_code == 200  # a button: scanners change nothing
+    assert owner.post_form(cancel, {}).status_code == 302
+    assert client.get("/dashboard").status_code == 302  # every session and device ended
+    assert client.post_form(link_in(confirm), {}).status_code == 400  # the change is dead
+    with app.app_context():
+        assert db.session.scalar(db.select(User)).email == "alice@example.com"
 
 
 def test_a_new_browser_and_a_password_change_are_notified(app, make_client, outbox):

@@ -23,6 +23,7 @@ EVENTS = {
     "password_reset": "Password reset by email",
     "email_verified": "Email address verified",
     "email_changed": "Email address changed",
+    "email_change_cancelled": "Address change cancelled",
     "session_ended": "Session ended",
     "other_sessions_ended": "Other sessions ended",
     "second_factor_failed": "Wrong second-factor code",

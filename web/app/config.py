@@ -127,6 +127,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "HTTPS_PORT": integer(env, "HTTPS_PORT", 443, minimum=1),
         "SITE_NAME": text(env, "SITE_NAME", "Flask stack"),
         "EMAIL_VERIFY_MAX_AGE": integer(env, "EMAIL_VERIFY_MAX_AGE", 24 * 3600, minimum=60),
+        # The "not me: undo" link of a "passkey added" notice (recovery/routes.py).
+        "UNDO_LINK_MAX_AGE": integer(env, "UNDO_LINK_MAX_AGE", 7 * 86400, minimum=3600),
         "PASSWORD_RESET_MAX_AGE": integer(env, "PASSWORD_RESET_MAX_AGE", 30 * 60, minimum=60),
         # "Forgot password" answers no sooner than this, known address or not (recovery/).
         "FORGOT_MIN_SECONDS": number(env, "FORGOT_MIN_SECONDS", 0.05),

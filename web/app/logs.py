@@ -32,7 +32,9 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 REPLICA = socket.gethostname()
 # Paths whose last segment is a mailed link's token (a credential for minutes to hours): the
 # routes with a <token> variable. nginx.conf's $request_path map says the same in PCRE.
-TOKEN_PATH = re.compile(r"^/(password/reset|email/verify|email/confirm)/[^/?\s]+")
+TOKEN_PATH = re.compile(
+    r"^/(password/reset|email/verify|email/confirm|email/cancel|undo/passkey)/[^/?\s]+"
+)
 
 
 def loggable_path(path: str) -> str:

@@ -1,8 +1,10 @@
 """Signed links for mail (verify an address, reset a password, confirm a new address).
 
 A token is signed with SECRET_KEY (itsdangerous, one salt per purpose), expires, and is bound
-to the state it changes: a hash of the password hash and the address(es) involved. Using it
-changes that state, so it works once; a password change kills every reset link made before.
+to the state it changes: a hash of the password hash and the address(es) involved (and for
+reset and address-change links, the credential version). Using it changes that state, so it
+works once; a password change kills every reset link made before, and any credential change
+every reset and address-change link.
 Nothing is stored.
 """
 
@@ -22,7 +24,16 @@ MAX_AGE_SETTINGS = {
     "verify": "EMAIL_VERIFY_MAX_AGE",
     "email-change": "EMAIL_VERIFY_MAX_AGE",
     "reset": "PASSWORD_RESET_MAX_AGE",
+    "undo-passkey": "UNDO_LINK_MAX_AGE",
+    "cancel-email-change": "EMAIL_VERIFY_MAX_AGE",
 }
+# Undo links survive other changes of the account (a thief who added a passkey could
+# otherwise kill its undo link by changing the password): bound to the user, the thing to
+# undo and, for an address change, the address it would replace (the link dies once the
+# change is done).
+UNDO = {"undo-passkey", "cancel-email-change"}
+# Links that die with any credential change (auth/credentials.py), not only the password's.
+VERSIONED = {"reset", "email-change"}
 
 
 def _serializer(purpose: str) -> URLSafeSerializer:
@@ -31,8 +42,14 @@ def _serializer(purpose: str) -> URLSafeSerializer:
 
 def _state(user: User, purpose: str, address: str) -> str:
     """Return a digest of what the token may change: when it changes, the token dies."""
+    if purpose in UNDO:
+        current = user.email or "" if purpose == "cancel-email-change" else ""
+        parts = [purpose, str(user.id), current, address]
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
     verified = user.email_verified_at.isoformat() if user.email_verified_at else ""
     parts = [purpose, str(user.id), user.password_hash, user.email or "", verified, address]
+    if purpose in VERSIONED:
+        parts.append(str(user.credential_version))
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 

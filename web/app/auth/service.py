@@ -177,6 +177,15 @@ def request_email_change(user: User, password: str, new: str) -> bool:
         return True
     url = mail.link("recovery.confirm_email", token=tokens.make(user, "email-change", new))
     check_passed()  # (the password was right, whatever the mail budgets say next)
+    old = user.verified_email
+    if old and email_key(old) != email_key(new):  # told now, with a way to stop it
+        cancel = tokens.make(user, "cancel-email-change", new.strip())
+        notify(
+            user,
+            "email-change-requested",
+            new=new.strip(),
+            cancel_url=mail.link("recovery.cancel_email_change", token=cancel),
+        )
     mail.send(
         new.strip(),
         "email-change",
@@ -187,6 +196,18 @@ def request_email_change(user: User, password: str, new: str) -> bool:
         new=new.strip(),
     )
     return True
+
+
+def cancel_email_change(token: str) -> User | None:
+    """Stop an address change from its notice to the old address: the confirmation link dies
+    (a credential change) and every session and remembered device of the account ends. None
+    if the link is expired or forged, or the change was done already."""
+    found = tokens.load("cancel-email-change", token)
+    if found is None:
+        return None
+    user, _ = found
+    changed(user, "email_change_cancelled", keep_this_browser=False)
+    return user
 
 
 def confirm_email_change(token: str) -> User | None:

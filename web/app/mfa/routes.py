@@ -33,6 +33,7 @@ bp = Blueprint("mfa", __name__)
 
 REGISTRATION_CHALLENGE = "passkey_registration"  # in the signed-in session, single-use
 WRONG_CODE = "That code is not valid (or was used already)."
+UNDO_DEAD = "This link has expired or has been used (the passkey is gone already)."
 WRONG_PASSKEY = "That passkey did not confirm it is you. Try again, or enter a code."
 # Where a signed-in user without a factor may still go when MFA_REQUIRED is on.
 # (The account page holds the address prompt: a factor needs a verified address first.)
@@ -157,7 +158,7 @@ def add_passkey() -> ResponseReturnValue:
     if passkey is None:
         flash(_("That passkey could not be added. Try again."), "error")
         return redirect(url_for("mfa.index")), 303
-    codes = service.passkey_added(user, first)
+    codes = service.passkey_added(user, passkey, first)
     flash(_("Passkey added."), "success")
     return _show_codes(codes) if codes else redirect(url_for("mfa.index"))
 
@@ -172,6 +173,20 @@ def remove_passkey(passkey_id: int) -> ResponseReturnValue:
         abort(404, description="That passkey is not one of yours.")
     flash(_("Passkey removed."), "success")
     return redirect(url_for("mfa.index"))
+
+
+@bp.route("/undo/passkey/<token>", methods=["GET", "POST"])
+def undo_passkey(token: str) -> ResponseReturnValue:
+    """The "not me" link of a "passkey added" notice: GET shows a button (mail scanners open
+    links), POST removes the passkey and ends every session. Needs no sign-in: the owner may
+    be locked out by whoever added it."""
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        if not service.undo_passkey(token):
+            return render_template("recovery/link-dead.html", message=UNDO_DEAD), 400
+        flash(_("The passkey is removed and every session has ended. Please log in."), "success")
+        return redirect(url_for("auth.login"))
+    return render_template("mfa/undo-passkey.html", form=form)
 
 
 # ---- signing in -------------------------------------------------------------------------

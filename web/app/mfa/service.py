@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from flask import current_app, session
 
-from .. import audit
+from .. import audit, mail, tokens
 from ..auth import service as auth_service
 from ..auth.credentials import changed
 from ..config import utcnow
@@ -53,9 +53,10 @@ def passkeys_of(user: User) -> list[Passkey]:
     return list(db.session.scalars(query))
 
 
-def notice(user: User, change: str) -> None:
-    """Mail the user that their factors changed (to their verified address)."""
-    auth_service.notify(user, "second-factor-notice", change=change)
+def notice(user: User, change: str, undo_url: str = "") -> None:
+    """Mail the user that their factors changed (to their verified address), with a link
+    that undoes the change if there is one."""
+    auth_service.notify(user, "second-factor-notice", change=change, undo_url=undo_url)
 
 
 def begin_totp() -> str:
@@ -120,14 +121,35 @@ def _after_removal(user: User, event: str) -> None:
     notice(user, event)
 
 
-def passkey_added(user: User, first: bool) -> list[str]:
+def passkey_added(user: User, passkey: Passkey, first: bool) -> list[str]:
     """Record a passkey just registered (commits); return new recovery codes if it is the
-    account's first factor, else an empty list."""
+    account's first factor, else an empty list. The notice carries a link that undoes it."""
     codes = recovery_codes.regenerate(user) if first else []
     changed(user, "passkey_added")  # commits
     update_identity(mfa=True)
-    notice(user, "passkey_added")
+    token = tokens.make(user, "undo-passkey", str(passkey.id))
+    notice(user, "passkey_added", undo_url=mail.link("mfa.undo_passkey", token=token))
     return codes
+
+
+def undo_passkey(token: str) -> bool:
+    """Remove the passkey of a valid undo link and end every session and remembered device of
+    the account (this browser's too); False if the link is expired, forged or used."""
+    found = tokens.load("undo-passkey", token)
+    if found is None or not found[1].isdigit():
+        return False
+    user, passkey_id = found
+    deleted = db.session.execute(
+        db.delete(Passkey).where(Passkey.id == int(passkey_id), Passkey.user_id == user.id)
+    )
+    if not deleted.rowcount:  # type: ignore[attr-defined]
+        return False  # removed already: the link works once
+    db.session.flush()
+    if not user.has_second_factor():
+        db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    changed(user, "passkey_removed", keep_this_browser=False)  # commits, then revokes all
+    notice(user, "passkey_removed")
+    return True
 
 
 def regenerate_recovery_codes(user: User) -> list[str]:

@@ -89,3 +89,16 @@ def confirm_email(token: str) -> ResponseReturnValue:
         flash(_("Your email address is changed."), "success")
         return redirect(url_for("account.index" if current_user.is_authenticated else "auth.login"))
     return render_template("recovery/confirm-email.html", form=form)
+
+
+@bp.route("/email/cancel/<token>", methods=["GET", "POST"])
+def cancel_email_change(token: str) -> ResponseReturnValue:
+    """Stop an address change, from the notice to the old address: GET shows a button, POST
+    kills the confirmation link and ends every session. Needs no sign-in."""
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        if service.cancel_email_change(token) is None:
+            return render_template("recovery/link-dead.html", message=LINK_DEAD), 400
+        flash(_("The address change is cancelled and every session has ended."), "success")
+        return redirect(url_for("auth.login"))
+    return render_template("recovery/cancel-email.html", form=form)
