@@ -69,6 +69,15 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 # Pinned by release.yml instead: a local image name means nothing on the host.
 NOT_TRAVELLING = frozenset({"WEB_IMAGE", "DB_IMAGE", "BACKUP_IMAGE", "HOST", "ENV_FILE"})
 SECRET_WORDS = ("PASSWORD", "SECRET", "KEY", "PASS", "TOKEN")
+# The deploy program's own settings and their defaults (.env.example; tests/test_docs.py).
+DEFAULTS = {
+    "HOST": "",
+    "DEPLOY_SSH_CONFIG": "",
+    "DEPLOY_PROJECT": "flask-stack",
+    "DEPLOY_DIR": "flask-stack",
+    "DEPLOY_MIN_FREE_GB": "5",
+    "DEPLOY_KEEP": "5",
+}
 # What the operator's shell may carry to the local commands run against the host.
 KEEP_ENV = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR", "SSH_AUTH_SOCK", "DOCKER_CONFIG")
 RELEASE_FILES = ("docker-compose.yml", "release.yml", ".env")
@@ -459,7 +468,7 @@ class Deploy:
         user = self.conn.must("id -un").strip()
         checks += preflight.check_docker(self.conn.run, user)
         if all(c.ok for c in checks):
-            needed = float(self.environ.get("DEPLOY_MIN_FREE_GB") or 5)
+            needed = float(self.environ.get("DEPLOY_MIN_FREE_GB") or DEFAULTS["DEPLOY_MIN_FREE_GB"])
             checks.append(preflight.check_disk(self.conn.run, needed))
             ports = [int(settings.get("HTTP_PORT", 80)), int(settings.get("HTTPS_PORT", 443))]
             checks += preflight.check_ports(self.conn.run, self.project, ports)
@@ -672,7 +681,7 @@ class Deploy:
 
     def prune(self, protected: set[str]) -> None:
         _, out, _ = self.conn.run(f"ls -1 {self.base}/releases")
-        keep = int(self.environ.get("DEPLOY_KEEP") or 5)
+        keep = int(self.environ.get("DEPLOY_KEEP") or DEFAULTS["DEPLOY_KEEP"])
         old = releases_to_remove(out.split(), keep, protected)
         if old:
             self.conn.run(" ".join(["cd", f"{self.base}/releases", "&&", "rm", "-rf", *old]))
@@ -910,8 +919,8 @@ def main(argv: list[str]) -> int:
             environ,
             set(file_values),
             conn,
-            project=environ.get("DEPLOY_PROJECT") or "flask-stack",
-            base=environ.get("DEPLOY_DIR") or "flask-stack",
+            project=environ.get("DEPLOY_PROJECT") or DEFAULTS["DEPLOY_PROJECT"],
+            base=environ.get("DEPLOY_DIR") or DEFAULTS["DEPLOY_DIR"],
         )
         try:
             try:

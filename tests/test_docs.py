@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import remote
 import schedule
 import yaml
 from app.config import load_config
@@ -60,7 +61,8 @@ def as_text(value: Any) -> str:
 
 def real_default(name: str) -> str | None:
     """Return what runs when .env leaves `name` out: compose's `${NAME:-default}` when it
-    gives one, else the default of the code that reads it (the app, the backup schedule)."""
+    gives one, else the default of the code that reads it (the app, the backup schedule,
+    the deploy program)."""
     if name.startswith("COMPOSE_"):
         return ""  # docker compose's own settings: unset unless .env sets them
     given = set(re.findall(r"\$\{" + name + r":-([^}]*)\}", COMPOSE))
@@ -70,6 +72,8 @@ def real_default(name: str) -> str | None:
     app = load_config({})
     if name in app:
         return as_text(app[name])
+    if name in remote.DEFAULTS:  # the deploy program's (make deploy HOST=...)
+        return remote.DEFAULTS[name]
     if name in {variable for variable, _ in schedule.DEFAULTS.values()}:
         return next(default for variable, default in schedule.DEFAULTS.values() if variable == name)
     return "" if given else None
