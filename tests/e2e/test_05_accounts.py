@@ -111,3 +111,47 @@ def test_replaying_a_remember_cookie_keeps_one_session_per_device(stack: Stack) 
     page = owner.get(stack.base_url + "/account", timeout=10).text
     sessions = page.split("Remembered devices")[0].count('/end"')
     assert sessions <= 1  # the owner's own session has no End button: one other, the device's
+
+
+def test_a_copied_remember_cookie_changes_no_credential_and_dies_with_the_owners_new_password(
+    stack: Stack,
+) -> None:
+    """Issue 26 from outside, through nginx: a session restored from a stolen remember-me
+    cookie meets the credential gate, and the owner's password change ends every copy while
+    the owner's own browser stays signed in with a new token."""
+    username, new_password = new_username(), TEST_PASSWORD + " changed"
+    owner = stack.session()
+    stack.register(owner, username)
+    stack.login(owner, username, remember=True)
+    stolen = owner.cookies.get("__Host-remember")
+    thief = replay(stack, stolen)
+    assert not is_anonymous(stack, thief)  # control: the copy restores a session
+
+    # The gate: a restored session may not start a passkey registration nor open the
+    # password form; it is sent to sign in again.
+    token = stack.csrf_token(thief, "/logout")
+    options = thief.post(
+        stack.base_url + "/account/passkeys/options",
+        data={"csrf_token": token},
+        headers={"Referer": stack.base_url + "/account/two-factor"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert options.status_code == 302, options.text[:300]
+    assert "/login" in options.headers["Location"]
+    form = thief.get(stack.base_url + "/account/password", allow_redirects=False, timeout=10)
+    assert form.status_code == 302 and "/login" in form.headers["Location"]
+
+    # The thief's restore replaced the session of the device it copied (the owner's): the
+    # owner signs in again with the password, and then the change goes through.
+    stack.login(owner, username, remember=True)
+    fields = {"current": TEST_PASSWORD, "password": new_password, "confirm": new_password}
+    changed = stack.post_form(owner, "/account/password", fields)
+    assert changed.status_code == 200 and "Password changed" in changed.text
+    renewed = owner.cookies.get("__Host-remember")
+    assert renewed and renewed != stolen, "this browser's remember-me token was not renewed"
+    assert not is_anonymous(stack, owner)
+    assert is_anonymous(stack, thief), "the thief's restored session outlived the change"
+    assert is_anonymous(stack, replay(stack, stolen)), "a copy of the old cookie still restores"
+    # The renewed token is this browser's lasting way in, as before the change.
+    assert not is_anonymous(stack, replay(stack, renewed))
