@@ -136,3 +136,18 @@ def verified(app: Any, client: Client, outbox: Any, username: str = "alice") -> 
     assert client.get(link_in(message)).status_code == 302
     outbox.clear()
     return client
+
+
+REMEMBER = "__Host-remember"  # the remember-me cookie's name under HTTPS (app/config.py)
+
+
+def fresh_browser_with(make_client: Any, cookie: str) -> Client:
+    """A browser that holds only a copy of a remember cookie (no session)."""
+    browser = make_client()
+    browser.set_cookie(REMEMBER, cookie, domain="localhost")
+    return browser
+
+
+def signed_in(browser: Client) -> bool:
+    """Return whether the browser reaches the dashboard (signed in or restored)."""
+    return browser.get("/dashboard").status_code == 200

@@ -11,11 +11,23 @@ from typing import Any
 import pyotp
 from app.extensions import db
 from app.models import RememberedDevice, User
-from helpers import FIREFOX, PASSWORD, SAFARI, Auth, Client, deliver, enrol_totp, link_in, verified
+from helpers import (
+    FIREFOX,
+    PASSWORD,
+    REMEMBER,
+    SAFARI,
+    Auth,
+    Client,
+    deliver,
+    enrol_totp,
+    fresh_browser_with,
+    link_in,
+    signed_in,
+    verified,
+)
 from werkzeug.exceptions import MethodNotAllowed
 
 SESSION = "__Host-session"
-REMEMBER = "__Host-remember"
 CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
 # State-changing routes under /account that a restored session may use: none.
 ALLOWED: set[str] = set()
@@ -27,16 +39,6 @@ def restored(client: Client) -> Client:
     client.delete_cookie(SESSION, domain="localhost")
     assert client.get("/dashboard").status_code == 200
     return client
-
-
-def copy_of(make_client: Any, cookie: str) -> Client:
-    browser = make_client()
-    browser.set_cookie(REMEMBER, cookie, domain="localhost")
-    return browser
-
-
-def signed_in(browser: Client) -> bool:
-    return browser.get("/dashboard").status_code == 200
 
 
 def example_path(rule: Any) -> str:
@@ -120,7 +122,9 @@ def test_a_factor_enrolled_later_ends_sessions_and_devices_from_before_it(
     enrol_totp(app, laptop, clock)
     assert signed_in(laptop)
     assert not signed_in(phone)  # its session ended: it cannot make codes or turn the app off
-    assert not signed_in(copy_of(make_client, phone_cookie))  # nor restore one that skips it
+    assert not signed_in(
+        fresh_browser_with(make_client, phone_cookie)
+    )  # nor restore one that skips it
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(RememberedDevice)) == 0
 
@@ -129,7 +133,7 @@ def test_a_password_change_renews_this_browsers_remember_token(app, make_client)
     laptop = make_client(FIREFOX)
     Auth(laptop).signed_in(remember=True)
     old = laptop.cookie(REMEMBER)
-    thief = copy_of(make_client, old)  # a copy taken before the change...
+    thief = fresh_browser_with(make_client, old)  # a copy taken before the change...
     response = laptop.post_form(
         "/account/password",
         {"current": PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
@@ -138,7 +142,7 @@ def test_a_password_change_renews_this_browsers_remember_token(app, make_client)
     new = laptop.cookie(REMEMBER)
     assert new and new != old
     assert not signed_in(thief)  # ...dies with it
-    assert signed_in(laptop) and signed_in(copy_of(make_client, new))
+    assert signed_in(laptop) and signed_in(fresh_browser_with(make_client, new))
 
 
 def test_a_device_remembered_under_an_older_version_restores_nobody(app, make_client):
@@ -148,7 +152,7 @@ def test_a_device_remembered_under_an_older_version_restores_nobody(app, make_cl
     with app.app_context():  # the floor under the revocation: even a row that survived it
         db.session.execute(db.update(User).values(credential_version=User.credential_version + 1))
         db.session.commit()
-    assert not signed_in(copy_of(make_client, cookie))
+    assert not signed_in(fresh_browser_with(make_client, cookie))
 
 
 def test_an_address_change_is_a_credential_change(app, make_client, outbox):

@@ -10,9 +10,16 @@ import pytest
 from app.extensions import db
 from app.models import AuthEvent, RememberedDevice
 from flask_login import decode_cookie
-from helpers import FIREFOX, PASSWORD, SAFARI, Auth, Client
-
-REMEMBER = "__Host-remember"
+from helpers import (
+    FIREFOX,
+    PASSWORD,
+    REMEMBER,
+    SAFARI,
+    Auth,
+    Client,
+    fresh_browser_with,
+    signed_in,
+)
 
 
 def remembered(make_client: Any, user_agent: str, first: bool = False) -> Client:
@@ -22,17 +29,6 @@ def remembered(make_client: Any, user_agent: str, first: bool = False) -> Client
         Auth(browser).register("alice")
     assert Auth(browser).login("alice", remember=True).status_code == 302
     return browser
-
-
-def fresh_browser_with(make_client: Any, cookie: str) -> Client:
-    """A browser that holds only a copy of a remember cookie (no session)."""
-    browser = make_client()
-    browser.set_cookie(REMEMBER, cookie, domain="localhost")
-    return browser
-
-
-def signed_in(browser: Client) -> bool:
-    return browser.get("/dashboard").status_code == 200
 
 
 def test_the_database_keeps_only_a_hash_of_each_device_s_token(app, make_client):
